@@ -1,0 +1,305 @@
+/*
+ * mempipe — in-memory byte pipes that behave like sockets.
+ *
+ * A *duplex* is a connected pair of ends, like the two fds of
+ * socketpair(AF_UNIX, SOCK_STREAM). A *simplex* is one direction: a reader
+ * end and a writer end. A *loopback* is one end that reads what it wrote.
+ * Every pipe is bounded (backpressure), has socket-like close and EOF rules,
+ * and can be driven three ways, freely mixed on one pipe:
+ *
+ *   - poll calls (never block; store a waker and return -EAGAIN),
+ *   - blocking calls (park the calling thread),
+ *   - a pollable file descriptor (see mempipe_readable_fd()).
+ *
+ * Conventions, for every function below unless it says otherwise:
+ *
+ *   Return values: >= 0 is success (a byte count where one makes sense; for
+ *   reads 0 means end of file), < 0 is a negative errno value (-EAGAIN,
+ *   -EPIPE, -EINVAL, -EBADF, -ENOMEM, ...). errno is never set as a channel
+ *   and no call raises a signal (no SIGPIPE, ever).
+ *
+ *   Threads: at any moment each end may have at most one thread reading it
+ *   and at most one thread writing it; reader and writer may be different
+ *   threads, and different ends are independent. mempipe_shutdown() and the
+ *   state queries may be called from any thread at any time while the end is
+ *   open. mempipe_close() may be called from any thread once no other call on
+ *   that same end is in progress.
+ *
+ *   Buffers: the library never keeps a pointer to a caller's buffer after the
+ *   call returns. Written bytes are copied in; read bytes are copied out.
+ *
+ *   Wakers: a waker is copied, so the struct passed in need not outlive the
+ *   call; its ctx belongs to the caller and is never freed by the library.
+ *   A stored waker is called at most once, on whichever thread made progress
+ *   possible (the peer's writer, reader, shutdown or close), outside every
+ *   internal lock, and it may call back into the library on either end.
+ *   Registering a new waker for the same direction replaces the old one,
+ *   which is then never called. Once mempipe_close(end) has returned, no
+ *   waker registered through that end is running or will ever run.
+ *
+ * The full behaviour contract is SPEC.md (rules R1..R31); README.md has a
+ * table of what each call returns in each state.
+ */
+#ifndef MEMPIPE_H
+#define MEMPIPE_H
+
+#include <stddef.h>
+#include <sys/types.h> /* ssize_t */
+#include <sys/uio.h>   /* struct iovec */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MEMPIPE_STATIC)
+#define MEMPIPE_EXTERN
+#elif defined(_WIN32)
+#if defined(MEMPIPE_BUILDING)
+#define MEMPIPE_EXTERN __declspec(dllexport)
+#else
+#define MEMPIPE_EXTERN __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define MEMPIPE_EXTERN __attribute__((visibility("default")))
+#else
+#define MEMPIPE_EXTERN
+#endif
+
+#define MEMPIPE_VERSION_MAJOR 0
+#define MEMPIPE_VERSION_MINOR 1
+#define MEMPIPE_VERSION_PATCH 0
+
+/*
+ * Returns the library's version as "MAJOR.MINOR.PATCH" ("0.1.0"), a static
+ * string. Any thread.
+ */
+MEMPIPE_EXTERN const char *mempipe_version(void);
+
+/* One end of a pipe. Opaque; made by the creation calls, freed by close. */
+typedef struct mempipe mempipe;
+
+/*
+ * A waker: wake(ctx) is called once progress may be possible for the call
+ * that stored it (bytes to read, space to write, EOF or an error). It is
+ * called on the thread that made the progress, possibly while that thread is
+ * inside a mempipe call on the other end; it may re-enter the library.
+ * Spurious calls are possible (for example after the stored waker's call
+ * already succeeded by a later retry): treat a wake as "poll again".
+ */
+typedef struct mempipe_waker {
+    void (*wake)(void *ctx);
+    void *ctx;
+} mempipe_waker;
+
+/* ----------------------------------------------------------------------- */
+/* Creation and close                                                       */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * Makes a connected pair of ends: what *a writes, *b reads, and the other way
+ * round. Each direction holds at most max_buf_size unread bytes. Memory is
+ * allocated as bytes are buffered, not up front, so max_buf_size may be as
+ * large as SIZE_MAX ("unbounded").
+ *
+ * Returns 0 and sets *a and *b; the caller owns both ends and releases each
+ * with mempipe_close().
+ * Errors: -EINVAL if max_buf_size is 0 or a or b is NULL (or a == b);
+ *         -ENOMEM if memory is short.
+ * On error nothing is allocated and *a, *b are left untouched.
+ * Any thread.
+ */
+MEMPIPE_EXTERN int mempipe_duplex(size_t max_buf_size, mempipe **a,
+                                  mempipe **b);
+
+/*
+ * Makes one direction: what *writer writes, *reader reads. The writer end
+ * cannot read (-EBADF) and the reader end cannot write (-EBADF).
+ * Returns and errors as mempipe_duplex(). Any thread.
+ */
+MEMPIPE_EXTERN int mempipe_simplex(size_t max_buf_size, mempipe **reader,
+                                   mempipe **writer);
+
+/*
+ * Makes one end that reads what it wrote (one pipe, both roles): tokio's
+ * SimplexStream::new_unsplit. mempipe_shutdown() on it write-closes the pipe
+ * so that reads return EOF once drained.
+ * Returns and errors as mempipe_duplex() (-EINVAL for a NULL end pointer).
+ * Any thread.
+ */
+MEMPIPE_EXTERN int mempipe_loopback(size_t max_buf_size, mempipe **end);
+
+/*
+ * Closes an end and releases the caller's handle; the last close of a pipe
+ * frees all its memory.
+ *
+ * Duplex end: write-closes the pipe it writes (the peer drains the buffered
+ * bytes, then reads EOF; a parked peer reader is woken) and read-closes the
+ * pipe it reads (the peer's writes fail with -EPIPE at once; a parked peer
+ * writer is woken). Simplex writer: as mempipe_shutdown(), then release.
+ * Simplex reader: read-closes the pipe (the writer gets -EPIPE). Bytes this
+ * end never read are discarded.
+ *
+ * Wakers this end registered are dropped: once close returns, none of them is
+ * running or will run (if one is running on another thread, close waits for
+ * it to return; a waker may close the very end it was registered through).
+ * NULL is a no-op. Any thread, once no other call on this end is in progress.
+ * The end must not be used again.
+ */
+MEMPIPE_EXTERN void mempipe_close(mempipe *end);
+
+/* ----------------------------------------------------------------------- */
+/* Poll API: never blocks                                                   */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * Reads up to len buffered bytes into buf (the caller's; written only during
+ * the call). Never waits to fill len.
+ *
+ * Returns the count read (> 0); 0 at end of file (the peer shut down or
+ * closed and every byte before that has been read; then on every later call)
+ * or when len is 0 (R8: nothing stored, nothing woken).
+ * Errors: -EAGAIN if nothing is buffered and the writer is still open; if
+ *         waker is non-NULL it is stored and called once data, EOF or an
+ *         error arrives (by the writer's thread). With a NULL waker nothing
+ *         is stored.
+ *         -EINVAL if end is NULL, or buf is NULL and len > 0.
+ *         -EBADF if end is a simplex writer end.
+ * A read that took at least one byte wakes the peer's parked writer.
+ * Thread: the one thread currently reading this end.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
+                                         const mempipe_waker *waker);
+
+/*
+ * Writes up to len bytes from buf (the caller's; only read during the call),
+ * as many as fit: min(len, free space). Short writes are normal.
+ *
+ * Returns the count accepted (> 0), or 0 when len is 0 on an open pipe.
+ * Errors: -EPIPE if this end shut down or closed its writing side, or the
+ *         reader is gone, checked first even with free space; never a signal.
+ *         -EAGAIN if the pipe is full; a non-NULL waker is stored and called
+ *         once space frees or the pipe closes (by the reader's thread).
+ *         -EINVAL if end is NULL, or buf is NULL and len > 0.
+ *         -EBADF if end is a simplex reader end.
+ * A write that accepted at least one byte wakes the peer's parked reader.
+ * Thread: the one thread currently writing this end.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_poll_write(mempipe *end, const void *buf,
+                                          size_t len,
+                                          const mempipe_waker *waker);
+
+/*
+ * Gathers iovcnt slices, exactly as one mempipe_poll_write() of their
+ * concatenation cut to the free space. Empty slices anywhere are harmless;
+ * iovcnt == 0 or all slices empty behaves as len == 0.
+ * Returns and errors as mempipe_poll_write(), plus -EINVAL if iov is NULL
+ * with iovcnt > 0, iovcnt is negative or above IOV_MAX, a slice with
+ * iov_len > 0 has a NULL base, or the lengths sum past SSIZE_MAX.
+ * The slices and their bytes are the caller's; read only during the call.
+ * Thread: the one thread currently writing this end.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_poll_writev(mempipe *end,
+                                           const struct iovec *iov,
+                                           int iovcnt,
+                                           const mempipe_waker *waker);
+
+/*
+ * Flushes: there is never anything to flush, so it returns 0 at once and
+ * stores no waker. -EINVAL for a NULL end. Any thread.
+ */
+MEMPIPE_EXTERN int mempipe_poll_flush(mempipe *end,
+                                      const mempipe_waker *waker);
+
+/*
+ * Half-closes: write-closes the pipe this end writes. The peer reads the
+ * buffered bytes, then EOF; its parked reader is woken, and so is a writer
+ * parked on the same pipe (its next call returns -EPIPE). This end's later
+ * writes return -EPIPE; its reading direction stays open. Completes at once
+ * (returns 0; the waker is never stored) and is idempotent, also after the
+ * peer is gone.
+ * Errors: -EINVAL for a NULL end; -EBADF for a simplex reader end.
+ * Any thread (it may interrupt a writer blocked on another thread).
+ */
+MEMPIPE_EXTERN int mempipe_poll_shutdown(mempipe *end,
+                                         const mempipe_waker *waker);
+
+/* ----------------------------------------------------------------------- */
+/* Blocking API: for threads                                                */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * Blocks until at least one byte is buffered, then reads up to len bytes.
+ * Returns the count (> 0), 0 at EOF or when len is 0.
+ * Errors: -EINVAL, -EBADF as mempipe_poll_read().
+ * Thread: the one thread currently reading this end; it sleeps (futex or
+ * condition variable) and is woken by the peer's write, shutdown or close.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_read(mempipe *end, void *buf, size_t len);
+
+/*
+ * Blocks until all len bytes are accepted; returns len. If the pipe closes
+ * part-way, returns the count accepted so far, or -EPIPE if none was.
+ * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE as above.
+ * Thread: the one thread currently writing this end.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_write(mempipe *end, const void *buf,
+                                     size_t len);
+
+/* mempipe_poll_shutdown(end, NULL): it never blocks. Same returns. */
+MEMPIPE_EXTERN int mempipe_shutdown(mempipe *end);
+
+/* ----------------------------------------------------------------------- */
+/* State (any thread; a snapshot that may be stale at once)                 */
+/* ----------------------------------------------------------------------- */
+
+/* Bytes buffered for this end to read; 0 for NULL or a simplex writer. */
+MEMPIPE_EXTERN size_t mempipe_readable(const mempipe *end);
+
+/*
+ * Bytes this end could write now without waiting: free space of the pipe it
+ * writes, 0 once that pipe is closed either way; 0 for NULL or a simplex
+ * reader.
+ */
+MEMPIPE_EXTERN size_t mempipe_writable(const mempipe *end);
+
+/*
+ * The capacity M (max_buf_size) of the pipe this end writes; for a simplex
+ * reader, of the pipe it reads. 0 for NULL.
+ */
+MEMPIPE_EXTERN size_t mempipe_capacity(const mempipe *end);
+
+/*
+ * A static message for an error code, negative or positive ("broken pipe:
+ * the other end is closed or shut down" for -EPIPE). Never NULL, also for
+ * unknown codes. Any thread.
+ */
+MEMPIPE_EXTERN const char *mempipe_strerror(int err);
+
+/* ----------------------------------------------------------------------- */
+/* Allocator hook                                                           */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * A realloc-style allocator: new_size 0 frees ptr (old_size is its size) and
+ * returns NULL; ptr NULL allocates. Return NULL to fail an allocation; the
+ * library then returns -ENOMEM (or completes without allocating).
+ * Called on any thread that makes a pipe or writes into one; must be
+ * thread-safe. ctx is passed through untouched.
+ */
+typedef void *(*mempipe_realloc_fn)(void *ctx, void *ptr, size_t old_size,
+                                    size_t new_size);
+
+/*
+ * Sets the allocator used for all later allocations; NULL restores the
+ * default (libc realloc/free). Must be called before the first pipe is
+ * made (or after every pipe made with the previous allocator is closed).
+ * Returns 0, or -EBUSY while pipes made with the current allocator exist.
+ * Any thread, but not concurrently with creation calls.
+ */
+MEMPIPE_EXTERN int mempipe_set_allocator(mempipe_realloc_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMPIPE_H */

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Makes sure the Debian packages a make target needs are installed.
+#   scripts/deps.sh build   cmake, a C compiler, make
+#   scripts/deps.sh test    the above + cmocka and pkg-config
+#   scripts/deps.sh ci      the above + clang, clang-format, valgrind and the
+#                           optional adapters' -dev packages
+# Missing packages are installed with apt-get (as root, or through sudo);
+# where that is impossible it says exactly what to run, and fails.
+set -eu
+
+need=""
+want() { # want PACKAGE CHECK-COMMAND...
+    pkg=$1
+    shift
+    if ! "$@" >/dev/null 2>&1; then
+        need="$need $pkg"
+    fi
+}
+have() { command -v "$1"; }
+has_pc() { have pkg-config && pkg-config --exists "$1"; }
+
+level=${1:-build}
+want cmake have cmake
+want make have make
+want gcc have cc
+if [ "$level" = test ] || [ "$level" = ci ]; then
+    want pkg-config have pkg-config
+    want libcmocka-dev has_pc cmocka
+fi
+if [ "$level" = ci ]; then
+    want clang have clang
+    want clang-format have clang-format
+    want valgrind have valgrind
+    want libclang-rt-14-dev test -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
+    want libuv1-dev has_pc libuv
+    want libevent-dev has_pc libevent
+    want libssl-dev has_pc openssl
+    want systemtap-sdt-dev test -e /usr/include/sys/sdt.h
+fi
+
+[ -z "$need" ] && exit 0
+
+echo "mempipe: missing Debian packages:$need" >&2
+if [ "$(id -u)" = 0 ]; then
+    sudo=""
+elif have sudo && sudo -n true 2>/dev/null; then
+    sudo="sudo -n"
+else
+    echo "mempipe: install them with:  sudo apt-get install -y$need" >&2
+    exit 1
+fi
+echo "mempipe: installing them with apt-get" >&2
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! $sudo apt-get install -y --no-install-recommends $need >/dev/null; then
+    $sudo apt-get update -q >/dev/null
+    # shellcheck disable=SC2086
+    $sudo apt-get install -y --no-install-recommends $need >/dev/null || {
+        echo "mempipe: apt-get failed; install them with:  sudo apt-get install -y$need" >&2
+        exit 1
+    }
+fi

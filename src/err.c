@@ -1,0 +1,34 @@
+/* mempipe_strerror: every message from one table. */
+#include "mempipe.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+
+static const struct {
+    int code;
+    const char *msg;
+} table[] = {
+    {0, "success"},
+    {EAGAIN, "resource temporarily unavailable: the pipe is empty or full"},
+    {EPIPE, "broken pipe: the pipe is shut down or the other end is closed"},
+    {EINVAL, "invalid argument"},
+    {EBADF, "bad end: wrong direction for this end"},
+    {ENOMEM, "out of memory"},
+    {ETIMEDOUT, "timed out"},
+    {ECONNRESET, "connection reset by the other end"},
+    {EBUSY, "busy: the allocator cannot change while pipes exist"},
+    {ENOSYS, "not supported on this platform"},
+    {EMFILE, "too many open files"},
+};
+
+const char *mempipe_strerror(int err)
+{
+    if (err == INT_MIN) /* has no positive form */
+        return "unknown error";
+    int code = err < 0 ? -err : err;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (table[i].code == code)
+            return table[i].msg;
+    return "unknown error";
+}

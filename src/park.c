@@ -1,0 +1,99 @@
+/* The parker of park.h: futex or mutex+condvar. */
+#include "park.h"
+
+#if defined(MEMPIPE_USE_FUTEX)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#define SLEEPING 1u
+
+int mempipe__park_init(struct mempipe__parker *pk)
+{
+    atomic_init(&pk->seq, 0);
+#if !defined(MEMPIPE_USE_FUTEX)
+    if (pthread_mutex_init(&pk->mu, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&pk->cv, NULL) != 0) {
+        pthread_mutex_destroy(&pk->mu);
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+void mempipe__park_destroy(struct mempipe__parker *pk)
+{
+#if !defined(MEMPIPE_USE_FUTEX)
+    pthread_cond_destroy(&pk->cv);
+    pthread_mutex_destroy(&pk->mu);
+#else
+    (void)pk;
+#endif
+}
+
+unsigned mempipe__park_prepare(struct mempipe__parker *pk)
+{
+    /* Acquire: pairs with the waker's release, so what the waking thread
+     * published before waking is visible to the poll that follows. */
+    return atomic_load_explicit(&pk->seq, memory_order_acquire) & ~SLEEPING;
+}
+
+#if defined(MEMPIPE_USE_FUTEX)
+
+static void futex(atomic_uint *addr, int op, unsigned val)
+{
+    syscall(SYS_futex, (unsigned *)addr, op | FUTEX_PRIVATE_FLAG, val, NULL,
+            NULL, 0);
+}
+
+void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
+{
+    unsigned cur = seen;
+    /* Announce the sleep; fails if a wake already changed the count. */
+    if (!atomic_compare_exchange_strong_explicit(
+            &pk->seq, &cur, seen | SLEEPING, memory_order_acq_rel,
+            memory_order_acquire))
+        return;
+    /* The kernel re-checks the word: a wake after the CAS makes it return. */
+    futex(&pk->seq, FUTEX_WAIT, seen | SLEEPING);
+}
+
+void mempipe__park_wake(void *arg)
+{
+    struct mempipe__parker *pk = arg;
+    unsigned cur = atomic_load_explicit(&pk->seq, memory_order_relaxed);
+    unsigned next;
+    do {
+        next = (cur + 2) & ~SLEEPING;
+        /* Release: pairs with prepare()'s acquire. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &pk->seq, &cur, next, memory_order_acq_rel, memory_order_relaxed));
+    if (cur & SLEEPING) /* the syscall only when somebody sleeps */
+        futex(&pk->seq, FUTEX_WAKE, 1);
+}
+
+#else
+
+void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
+{
+    pthread_mutex_lock(&pk->mu);
+    while ((atomic_load_explicit(&pk->seq, memory_order_acquire) &
+            ~SLEEPING) == seen)
+        pthread_cond_wait(&pk->cv, &pk->mu);
+    pthread_mutex_unlock(&pk->mu);
+}
+
+void mempipe__park_wake(void *arg)
+{
+    struct mempipe__parker *pk = arg;
+    /* Under the mutex, so the sleeper cannot miss it between its check
+     * and its wait. */
+    pthread_mutex_lock(&pk->mu);
+    atomic_fetch_add_explicit(&pk->seq, 2, memory_order_release);
+    pthread_cond_signal(&pk->cv);
+    pthread_mutex_unlock(&pk->mu);
+}
+
+#endif

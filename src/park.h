@@ -1,0 +1,39 @@
+/*
+ * parker: puts one thread to sleep until a waker fires. The parker's wake
+ * function is an ordinary mempipe_waker, so the blocking front-end is built
+ * on the poll API alone.
+ *
+ * Protocol: seen = prepare(); poll(..., waker); if -EAGAIN: wait(seen).
+ * Any wake after prepare() makes wait() return at once, so a wake that lands
+ * between the poll and the sleep is never lost; spurious returns are
+ * possible and the caller polls again.
+ *
+ * Futex on Linux (MEMPIPE_USE_FUTEX), a pthread mutex+condvar elsewhere or
+ * when the option is off; both are built and tested.
+ */
+#ifndef MEMPIPE_PARK_H
+#define MEMPIPE_PARK_H
+
+#include <stdatomic.h>
+
+#if !defined(MEMPIPE_USE_FUTEX)
+#include <pthread.h>
+#endif
+
+struct mempipe__parker {
+    /* Bit 0: a thread sleeps or is about to; bits 1..: wake count. */
+    atomic_uint seq;
+#if !defined(MEMPIPE_USE_FUTEX)
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+#endif
+};
+
+int mempipe__park_init(struct mempipe__parker *pk);
+void mempipe__park_destroy(struct mempipe__parker *pk);
+unsigned mempipe__park_prepare(struct mempipe__parker *pk);
+void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen);
+/* The waker function; ctx is the parker. Any thread. */
+void mempipe__park_wake(void *pk);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * One direction of a mempipe: the SPEC.md rules.
+ *
+ * Lost-wakeup freedom (R25) rests on one pattern, used for data, space and
+ * close alike:
+ *
+ *   waiter:      store waker (slot FULL)   ; fence(seq_cst) ; re-check state
+ *   progressor:  publish (wpos/rpos/flags) ; fence(seq_cst) ; take waker
+ *
+ * The two fences are ordered in the single total order S of seq_cst fences.
+ * If the progressor's fence comes first, the waiter's re-check (after its own
+ * fence) must see the published change and does not wait. If the waiter's
+ * fence comes first, the progressor's load of the slot must see FULL and it
+ * calls the waker. No interleaving leaves a waiter stored with its condition
+ * already true and nobody to call it.
+ */
+#include "pipe.h"
+
+#include <errno.h>
+
+void mempipe__pipe_init(struct mempipe__pipe *p, size_t cap)
+{
+    mempipe__ring_init(&p->ring, cap);
+    atomic_init(&p->flags, 0);
+    p->cap = cap;
+    mempipe__slot_init(&p->rd);
+    mempipe__slot_init(&p->wr);
+}
+
+void mempipe__pipe_free(struct mempipe__pipe *p)
+{
+    mempipe__ring_free(&p->ring);
+}
+
+static inline void full_fence(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
+                           const mempipe_waker *w)
+{
+    bool stored = false;
+
+    if (len == 0) /* R8: nothing stored, nothing woken */
+        return 0;
+    for (;;) {
+        size_t n = mempipe__ring_read(&p->ring, buf, len);
+        if (n > 0) {
+            if (stored)
+                mempipe__slot_cancel(&p->rd);
+            /* rpos is published (release); order it before the slot load. */
+            full_fence();
+            mempipe__slot_wake(&p->wr); /* R7 */
+            return (ssize_t)n;
+        }
+        /*
+         * Acquire: pairs with the release in the closer's fetch_or, which
+         * follows the writer's last wpos store (the same thread, or a thread
+         * that closed after the writer's last call returned). So if we see
+         * WCLOSED, a second look at the ring sees every byte written before
+         * the close (R5: bytes always come before EOF).
+         */
+        unsigned fl = atomic_load_explicit(&p->flags, memory_order_acquire);
+        if (fl & MEMPIPE__WCLOSED) {
+            n = mempipe__ring_read(&p->ring, buf, len);
+            if (n > 0)
+                continue; /* take the normal path: wake the writer */
+            if (stored)
+                mempipe__slot_cancel(&p->rd);
+            return 0; /* R5: EOF, every time */
+        }
+        if (w == NULL || stored)
+            return -EAGAIN; /* R6 */
+        mempipe__slot_store(&p->rd, w);
+        stored = true;
+        full_fence(); /* then re-check: the waiter's half of R25 */
+    }
+}
+
+ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
+                             int iovcnt, size_t total, const mempipe_waker *w)
+{
+    bool stored = false;
+
+    for (;;) {
+        /* Relaxed: a stale "open" only delays -EPIPE to the re-check after
+         * the fence below, or to the next call. */
+        unsigned fl = atomic_load_explicit(&p->flags, memory_order_relaxed);
+        if (fl & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) {
+            if (stored)
+                mempipe__slot_cancel(&p->wr);
+            return -EPIPE; /* R10, R14: checked first */
+        }
+        if (total == 0)
+            return 0; /* R14 */
+        size_t room = mempipe__ring_room(&p->ring, p->cap, total);
+        if (room > 0) {
+            if (stored)
+                mempipe__slot_cancel(&p->wr);
+            ptrdiff_t n = mempipe__ring_write(&p->ring, iov, iovcnt,
+                                              total < room ? total : room);
+            if (n < 0)
+                return n; /* -ENOMEM before the first byte */
+            /* wpos is published (release); order it before the slot load. */
+            full_fence();
+            mempipe__slot_wake(&p->rd); /* R13 */
+            return n;
+        }
+        if (w == NULL || stored)
+            return -EAGAIN; /* R11 */
+        mempipe__slot_store(&p->wr, w);
+        stored = true;
+        full_fence(); /* then re-check room and flags */
+    }
+}
+
+void mempipe__pipe_close_write(struct mempipe__pipe *p)
+{
+    /* Release: orders this thread's earlier writes before the flag (R5).
+     * The fence then orders the flag before the slot loads (R25). */
+    atomic_fetch_or_explicit(&p->flags, MEMPIPE__WCLOSED, memory_order_release);
+    full_fence();
+    mempipe__slot_wake(&p->rd); /* R17: the reader sees EOF */
+    mempipe__slot_wake(&p->wr); /* R18: a parked writer sees -EPIPE */
+}
+
+void mempipe__pipe_close_read(struct mempipe__pipe *p)
+{
+    atomic_fetch_or_explicit(&p->flags, MEMPIPE__RCLOSED, memory_order_release);
+    full_fence();
+    mempipe__slot_wake(&p->wr); /* R19/R20: the writer gets -EPIPE */
+    /* R21: nobody will read these; free their segments now. */
+    while (mempipe__ring_read(&p->ring, NULL, (size_t)-1) > 0)
+        ;
+}
+
+size_t mempipe__pipe_readable(const struct mempipe__pipe *p)
+{
+    return mempipe__ring_used(&p->ring);
+}
+
+size_t mempipe__pipe_writable(const struct mempipe__pipe *p)
+{
+    if (atomic_load_explicit(&p->flags, memory_order_acquire) != 0)
+        return 0;
+    size_t used = mempipe__ring_used(&p->ring);
+    return used >= p->cap ? 0 : p->cap - used;
+}
+
+unsigned mempipe__pipe_flags(const struct mempipe__pipe *p)
+{
+    return atomic_load_explicit(&p->flags, memory_order_acquire);
+}

@@ -1,0 +1,207 @@
+/*
+ * The SPSC segment ring. See ring.h for the shape.
+ *
+ * Memory ordering, in one place:
+ *  - The producer fills segment bytes and links new segments with plain
+ *    stores, then publishes them with a release store of wpos. The consumer
+ *    loads wpos with acquire before touching any byte or `next` link below
+ *    it, so it sees them complete.
+ *  - The consumer stores rpos with release after it is done with the bytes
+ *    below it; the producer loads it with acquire. The producer never writes
+ *    into bytes the consumer may still read: a segment is written once,
+ *    front to back, and only reused after the consumer gave it back.
+ *  - A drained segment travels consumer -> producer through `spare` with an
+ *    acq_rel exchange, which orders the consumer's last reads of it before
+ *    the producer's first writes into it.
+ */
+#include "ring.h"
+
+#include "alloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define MIN_SEG 256         /* data bytes of the first segment */
+#define MAX_SEG (64 * 1024) /* data bytes of the largest segment */
+
+void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
+{
+    atomic_init(&r->wpos, 0);
+    atomic_init(&r->rpos, 0);
+    atomic_init(&r->spare, NULL);
+    r->max_seg = capacity < MAX_SEG ? capacity : MAX_SEG;
+    r->seg_size = r->max_seg < MIN_SEG ? r->max_seg : MIN_SEG;
+    r->stub.next = NULL;
+    r->stub.base = 0;
+    r->stub.cap = 0;
+    r->tail = &r->stub;
+    r->head = &r->stub;
+    r->rpos_seen = 0;
+    r->wpos_seen = 0;
+}
+
+static void seg_free(struct mempipe__seg *s)
+{
+    mempipe__free(s, sizeof *s + s->cap);
+}
+
+void mempipe__ring_free(struct mempipe__ring *r)
+{
+    struct mempipe__seg *s = r->head;
+    while (s != NULL) {
+        struct mempipe__seg *next = s->next;
+        if (s != &r->stub)
+            seg_free(s);
+        s = next;
+    }
+    struct mempipe__seg *sp =
+        atomic_exchange_explicit(&r->spare, NULL, memory_order_acquire);
+    if (sp != NULL)
+        seg_free(sp);
+    r->head = r->tail = &r->stub;
+    r->stub.next = NULL;
+}
+
+/*
+ * Producer: a segment for a write that still has `want` bytes to place.
+ * Segments grow by doubling towards max_seg as writes ask for more, and never
+ * shrink, so the recycled spare normally fits.
+ */
+static struct mempipe__seg *seg_get(struct mempipe__ring *r, size_t want)
+{
+    while (r->seg_size < want && r->seg_size < r->max_seg)
+        r->seg_size = r->seg_size > r->max_seg / 2 ? r->max_seg
+                                                   : r->seg_size * 2;
+    /* Acquire: pairs with the consumer's release in seg_put. */
+    struct mempipe__seg *s =
+        atomic_exchange_explicit(&r->spare, NULL, memory_order_acq_rel);
+    if (s != NULL && s->cap < r->seg_size) {
+        seg_free(s);
+        s = NULL;
+    }
+    if (s == NULL) {
+        s = mempipe__alloc(sizeof *s + r->seg_size);
+        if (s == NULL)
+            return NULL;
+        s->cap = r->seg_size;
+    }
+    s->next = NULL;
+    return s;
+}
+
+/* Consumer: gives a drained segment back; keeps one, frees the rest. */
+static void seg_put(struct mempipe__ring *r, struct mempipe__seg *s)
+{
+    if (s == &r->stub)
+        return;
+    /* Release: our reads of s happen before the producer's reuse. */
+    struct mempipe__seg *old =
+        atomic_exchange_explicit(&r->spare, s, memory_order_acq_rel);
+    if (old != NULL)
+        seg_free(old);
+}
+
+ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
+                              int iovcnt, size_t max)
+{
+    size_t pos = atomic_load_explicit(&r->wpos, memory_order_relaxed);
+    size_t done = 0;
+    struct mempipe__seg *t = r->tail;
+
+    for (int i = 0; i < iovcnt && done < max; i++) {
+        const unsigned char *src = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        if (left > max - done)
+            left = max - done;
+        while (left > 0) {
+            size_t off = pos - t->base;
+            if (off == t->cap) {
+                struct mempipe__seg *n = seg_get(r, max - done);
+                if (n == NULL)
+                    goto out;
+                n->base = pos;
+                /* Plain store: published by the wpos release below. */
+                t->next = n;
+                t = n;
+                r->tail = n;
+                off = 0;
+            }
+            size_t c = t->cap - off;
+            if (c > left)
+                c = left;
+            memcpy(MEMPIPE__SEG_DATA(t) + off, src, c);
+            src += c;
+            left -= c;
+            pos += c;
+            done += c;
+        }
+    }
+out:
+    if (done == 0)
+        return max == 0 ? 0 : -ENOMEM;
+    /* Release: the bytes and links above are visible before the new wpos. */
+    atomic_store_explicit(&r->wpos, pos, memory_order_release);
+    return (ptrdiff_t)done;
+}
+
+size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
+{
+    size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
+    size_t avail = r->wpos_seen - pos;
+    if (avail < len) {
+        /* Acquire: pairs with the producer's release store of wpos. */
+        r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire);
+        avail = r->wpos_seen - pos;
+    }
+    if (avail == 0 || len == 0)
+        return 0;
+    size_t take = avail < len ? avail : len;
+    unsigned char *dst = buf;
+    struct mempipe__seg *h = r->head;
+    size_t done = 0;
+
+    while (done < take) {
+        size_t off = pos - h->base;
+        if (off == h->cap) {
+            /* Drained, and bytes past it are published: next is linked. */
+            struct mempipe__seg *n = h->next;
+            seg_put(r, h);
+            h = n;
+            r->head = n;
+            continue;
+        }
+        size_t c = h->cap - off;
+        if (c > take - done)
+            c = take - done;
+        if (dst != NULL) {
+            memcpy(dst, MEMPIPE__SEG_DATA(h) + off, c);
+            dst += c;
+        }
+        pos += c;
+        done += c;
+    }
+    /* Release: our reads of the bytes happen before the space is reused. */
+    atomic_store_explicit(&r->rpos, pos, memory_order_release);
+    return done;
+}
+
+size_t mempipe__ring_room(struct mempipe__ring *r, size_t capacity,
+                          size_t want)
+{
+    size_t w = atomic_load_explicit(&r->wpos, memory_order_relaxed);
+    size_t room = capacity - (w - r->rpos_seen);
+    if (room < want) {
+        /* Acquire: pairs with the consumer's release store of rpos. */
+        r->rpos_seen = atomic_load_explicit(&r->rpos, memory_order_acquire);
+        room = capacity - (w - r->rpos_seen);
+    }
+    return room;
+}
+
+size_t mempipe__ring_used(const struct mempipe__ring *r)
+{
+    /* Load rpos first: wpos only grows, so the difference never wraps. */
+    size_t rd = atomic_load_explicit(&r->rpos, memory_order_acquire);
+    size_t w = atomic_load_explicit(&r->wpos, memory_order_acquire);
+    return w - rd;
+}

@@ -1,0 +1,131 @@
+/*
+ * The single-waiter slot. A waker is two pointers, which no portable C11
+ * atomic swaps at once, so the slot is a tiny state machine instead:
+ *
+ *   EMPTY --store--> BUSY --> FULL --take--> BUSY --> EMPTY
+ *
+ * BUSY is held only while two pointers are copied, never while a waker runs;
+ * whoever meets BUSY spins for those few instructions. `calling` counts the
+ * takers that have copied the waker out and not yet returned from it, so that
+ * close can wait for them (R22: no waker runs after its end's close).
+ */
+#include "waker.h"
+
+#include <sched.h>
+
+enum { SLOT_EMPTY = 0, SLOT_FULL = 1, SLOT_BUSY = 2 };
+
+/*
+ * The slots whose wakers this thread is running right now, innermost last,
+ * so that mempipe__slot_drop on this thread does not wait for itself.
+ */
+#define NEST_MAX 16
+static _Thread_local const struct mempipe__slot *nest[NEST_MAX];
+static _Thread_local unsigned nest_depth;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+void mempipe__slot_init(struct mempipe__slot *s)
+{
+    atomic_init(&s->state, SLOT_EMPTY);
+    atomic_init(&s->calling, 0);
+    s->w.wake = NULL;
+    s->w.ctx = NULL;
+}
+
+/* Spins until this thread holds BUSY; returns the state it replaced. */
+static unsigned lock_slot(struct mempipe__slot *s)
+{
+    unsigned cur = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        if (cur == SLOT_BUSY) {
+            cpu_relax();
+            cur = atomic_load_explicit(&s->state, memory_order_relaxed);
+            continue;
+        }
+        /* Acquire: pairs with the release that ended the previous BUSY, so
+         * the waker fields and `calling` written under it are visible. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &cur, SLOT_BUSY,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return cur;
+    }
+}
+
+void mempipe__slot_store(struct mempipe__slot *s, const mempipe_waker *w)
+{
+    lock_slot(s);
+    s->w = *w;
+    /* Release: the fields are complete before a taker sees FULL. The caller's
+     * following seq_cst fence orders this store before its re-check. */
+    atomic_store_explicit(&s->state, SLOT_FULL, memory_order_release);
+}
+
+void mempipe__slot_cancel(struct mempipe__slot *s)
+{
+    unsigned cur = SLOT_FULL;
+    /* Only FULL -> EMPTY: if a taker holds it, the taker will call it. */
+    atomic_compare_exchange_strong_explicit(&s->state, &cur, SLOT_EMPTY,
+                                            memory_order_relaxed,
+                                            memory_order_relaxed);
+}
+
+void mempipe__slot_wake(struct mempipe__slot *s)
+{
+    /*
+     * Relaxed is enough: the caller's seq_cst fence already ordered its
+     * progress before this load. BUSY here means either another taker (it
+     * will call the waker) or an owner mid-store (its fence comes after our
+     * fence in the total order, so its re-check sees our progress): in both
+     * cases we have nothing to do.
+     */
+    unsigned cur = atomic_load_explicit(&s->state, memory_order_relaxed);
+    if (cur != SLOT_FULL)
+        return;
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &cur, SLOT_BUSY,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed))
+        return;
+    mempipe_waker w = s->w;
+    atomic_fetch_add_explicit(&s->calling, 1, memory_order_relaxed);
+    /* Release: the copy and the `calling` increment are visible to the next
+     * holder of BUSY (a dropper checks `calling` after taking BUSY). */
+    atomic_store_explicit(&s->state, SLOT_EMPTY, memory_order_release);
+
+    if (nest_depth < NEST_MAX)
+        nest[nest_depth] = s;
+    nest_depth++;
+    w.wake(w.ctx);
+    nest_depth--;
+    /* Release: the waker's effects happen before a dropper's return. */
+    atomic_fetch_sub_explicit(&s->calling, 1, memory_order_release);
+}
+
+void mempipe__slot_drop(struct mempipe__slot *s)
+{
+    lock_slot(s);
+    s->w.wake = NULL;
+    s->w.ctx = NULL;
+    atomic_store_explicit(&s->state, SLOT_EMPTY, memory_order_release);
+
+    unsigned mine = 0;
+    unsigned depth = nest_depth < NEST_MAX ? nest_depth : NEST_MAX;
+    for (unsigned i = 0; i < depth; i++)
+        mine += nest[i] == s;
+    /* Acquire: pairs with the takers' release decrement. */
+    while (atomic_load_explicit(&s->calling, memory_order_acquire) > mine)
+        sched_yield();
+}
+
+bool mempipe__slot_full(const struct mempipe__slot *s)
+{
+    return atomic_load_explicit(&s->state, memory_order_relaxed) ==
+           SLOT_FULL;
+}
