@@ -55,6 +55,9 @@ bench:
 	cmake --build $(BUILD)-bench -j $(JOBS)
 	./$(BUILD)-bench/bench/mempipe_bench
 
+# Each area adds its own targets in mk/<area>.mk.
+-include mk/*.mk
+
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 format:
