@@ -50,9 +50,14 @@ static void futex(atomic_uint *addr, int op, unsigned val)
 
 void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
 {
-    unsigned cur = seen;
-    /* Announce the sleep; fails if a wake already changed the count. */
-    if (!atomic_compare_exchange_strong_explicit(
+    unsigned cur = atomic_load_explicit(&pk->seq, memory_order_acquire);
+    if ((cur & ~SLEEPING) != seen)
+        return; /* woken since prepare() */
+    /* Announce the sleep; fails if a wake changes the count meanwhile. The
+     * bit may already be set by an earlier sleep that ended spuriously
+     * (EINTR), without a wake to clear it. */
+    if (!(cur & SLEEPING) &&
+        !atomic_compare_exchange_strong_explicit(
             &pk->seq, &cur, seen | SLEEPING, memory_order_acq_rel,
             memory_order_acquire))
         return;

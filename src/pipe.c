@@ -63,12 +63,14 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
          */
         unsigned fl = atomic_load_explicit(&p->flags, memory_order_acquire);
         if (fl & MEMPIPE__WCLOSED) {
-            n = mempipe__ring_read(&p->ring, buf, len);
-            if (n > 0)
-                continue; /* take the normal path: wake the writer */
             if (stored)
                 mempipe__slot_cancel(&p->rd);
-            return 0; /* R5: EOF, every time */
+            n = mempipe__ring_read(&p->ring, buf, len);
+            if (n == 0)
+                return 0; /* R5: EOF, every time */
+            full_fence();
+            mempipe__slot_wake(&p->wr); /* R7 (a parked writer gets -EPIPE) */
+            return (ssize_t)n;
         }
         if (w == NULL || stored)
             return -EAGAIN; /* R6 */
