@@ -139,7 +139,7 @@ ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
         return -EINVAL; /* R30 */
     if (end->rx == NULL)
         return -EBADF;
-    return mempipe__pipe_read(end->rx, buf, len, waker);
+    return mempipe__pipe_read1(end->rx, buf, len, waker);
 }
 
 ssize_t mempipe_poll_write(mempipe *end, const void *buf, size_t len,
@@ -149,9 +149,7 @@ ssize_t mempipe_poll_write(mempipe *end, const void *buf, size_t len,
         return -EINVAL;
     if (end->tx == NULL)
         return -EBADF;
-    /* A single slice; the cast drops const only for struct iovec's sake. */
-    struct iovec one = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
-    return mempipe__pipe_writev(end->tx, &one, 1, len, waker);
+    return mempipe__pipe_write1(end->tx, buf, len, waker);
 }
 
 ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,

@@ -32,10 +32,7 @@ void mempipe__pipe_free(struct mempipe__pipe *p)
     mempipe__ring_free(&p->ring);
 }
 
-static inline void full_fence(void)
-{
-    atomic_thread_fence(memory_order_seq_cst);
-}
+#define full_fence mempipe__full_fence
 
 ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
                            const mempipe_waker *w)
@@ -96,7 +93,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
         }
         if (total == 0)
             return 0; /* R14 */
-        size_t room = mempipe__ring_room(&p->ring, p->cap, total);
+        size_t room = mempipe__ring_room(&p->ring, total);
         if (room > 0) {
             if (stored)
                 mempipe__slot_cancel(&p->wr);

@@ -7,10 +7,12 @@
 #ifndef MEMPIPE_PIPE_H
 #define MEMPIPE_PIPE_H
 
+#include "fence.h"
 #include "ring.h"
 #include "waker.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define MEMPIPE__WCLOSED 1u /* the writer shut down or closed: EOF after L */
@@ -47,6 +49,45 @@ void mempipe__pipe_close_write(struct mempipe__pipe *p);
  * (R19, R20) and discards the bytes buffered (R21).
  */
 void mempipe__pipe_close_read(struct mempipe__pipe *p);
+
+/*
+ * Fast paths, inlined into the public poll calls. Each handles only the
+ * common case — pipe open, everything fits in one segment — with the same
+ * publish / fence / take protocol as the general path in pipe.c, and falls
+ * back to it for everything else (short writes, segment changes, empty,
+ * full, closed). Any hook added to the general path's progress points must
+ * be added here too.
+ */
+static inline ssize_t mempipe__pipe_write1(struct mempipe__pipe *p,
+                                           const void *buf, size_t len,
+                                           const mempipe_waker *w)
+{
+    /* Relaxed flags: as in the general path. */
+    if (MEMPIPE__LIKELY(
+            atomic_load_explicit(&p->flags, memory_order_relaxed) == 0 &&
+            len > 0 && mempipe__ring_put(&p->ring, buf, len) == len)) {
+        mempipe__full_fence(); /* wpos before the slot load (R25) */
+        if (MEMPIPE__UNLIKELY(mempipe__slot_full(&p->rd)))
+            mempipe__slot_wake(&p->rd); /* R13 */
+        return (ssize_t)len;
+    }
+    struct iovec one = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+    return mempipe__pipe_writev(p, &one, 1, len, w);
+}
+
+static inline ssize_t mempipe__pipe_read1(struct mempipe__pipe *p, void *buf,
+                                          size_t len, const mempipe_waker *w)
+{
+    size_t n;
+    if (MEMPIPE__LIKELY(len > 0 &&
+                        (n = mempipe__ring_get(&p->ring, buf, len)) > 0)) {
+        mempipe__full_fence(); /* rpos before the slot load (R25) */
+        if (MEMPIPE__UNLIKELY(mempipe__slot_full(&p->wr)))
+            mempipe__slot_wake(&p->wr); /* R7 */
+        return (ssize_t)n;
+    }
+    return mempipe__pipe_read(p, buf, len, w);
+}
 
 /* Snapshots, any thread. */
 size_t mempipe__pipe_readable(const struct mempipe__pipe *p);

@@ -19,6 +19,7 @@
 #include "alloc.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #define MIN_SEG 256         /* data bytes of the first segment */
@@ -34,10 +35,39 @@ void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
     r->stub.next = NULL;
     r->stub.base = 0;
     r->stub.cap = 0;
+    r->cap = capacity;
     r->tail = &r->stub;
     r->head = &r->stub;
     r->rpos_seen = 0;
     r->wpos_seen = 0;
+    r->wdata = r->rdata = MEMPIPE__SEG_DATA(&r->stub);
+    r->wbase = r->rbase = 0;
+    r->wlimit = r->rlimit = 0; /* the stub holds nothing: general path */
+}
+
+/*
+ * Producer: recomputes wlimit = min(end of tail, rpos_seen + cap) after the
+ * tail or rpos_seen changed. The sum saturates (capacity may be SIZE_MAX).
+ */
+static void set_wlimit(struct mempipe__ring *r)
+{
+    size_t seg_end = r->wbase + r->tail->cap;
+    size_t room_end = r->cap > SIZE_MAX - r->rpos_seen ? SIZE_MAX
+                                                       : r->rpos_seen + r->cap;
+    r->wlimit = seg_end < room_end ? seg_end : room_end;
+}
+
+size_t mempipe__ring_room(struct mempipe__ring *r, size_t want)
+{
+    size_t w = atomic_load_explicit(&r->wpos, memory_order_relaxed);
+    size_t room = r->cap - (w - r->rpos_seen);
+    if (room < want) {
+        /* Acquire: pairs with the consumer's release store of rpos. */
+        r->rpos_seen = atomic_load_explicit(&r->rpos, memory_order_acquire);
+        room = r->cap - (w - r->rpos_seen);
+        set_wlimit(r);
+    }
+    return room;
 }
 
 static void seg_free(struct mempipe__seg *s)
@@ -58,8 +88,7 @@ void mempipe__ring_free(struct mempipe__ring *r)
         atomic_exchange_explicit(&r->spare, NULL, memory_order_acquire);
     if (sp != NULL)
         seg_free(sp);
-    r->head = r->tail = &r->stub;
-    r->stub.next = NULL;
+    mempipe__ring_init(r, r->cap);
 }
 
 /*
@@ -67,11 +96,15 @@ void mempipe__ring_free(struct mempipe__ring *r)
  * Segments grow by doubling towards max_seg as writes ask for more, and never
  * shrink, so the recycled spare normally fits.
  */
+static size_t grow(const struct mempipe__ring *r, size_t size)
+{
+    return size > r->max_seg / 2 ? r->max_seg : size * 2;
+}
+
 static struct mempipe__seg *seg_get(struct mempipe__ring *r, size_t want)
 {
     while (r->seg_size < want && r->seg_size < r->max_seg)
-        r->seg_size = r->seg_size > r->max_seg / 2 ? r->max_seg
-                                                   : r->seg_size * 2;
+        r->seg_size = grow(r, r->seg_size);
     /* Acquire: pairs with the consumer's release in seg_put. */
     struct mempipe__seg *s =
         atomic_exchange_explicit(&r->spare, NULL, memory_order_acq_rel);
@@ -84,6 +117,13 @@ static struct mempipe__seg *seg_get(struct mempipe__ring *r, size_t want)
         if (s == NULL)
             return NULL;
         s->cap = r->seg_size;
+        /*
+         * A pipe that needs fresh segments is a busy one: let the next
+         * fresh segment be twice as large, so that small writes soon share
+         * large segments and segment switches become rare. A pipe used
+         * lightly keeps small segments.
+         */
+        r->seg_size = grow(r, r->seg_size);
     }
     s->next = NULL;
     return s;
@@ -137,6 +177,9 @@ ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
         }
     }
 out:
+    r->wdata = MEMPIPE__SEG_DATA(t);
+    r->wbase = t->base;
+    set_wlimit(r);
     if (done == 0)
         return max == 0 ? 0 : -ENOMEM;
     /* Release: the bytes and links above are visible before the new wpos. */
@@ -153,8 +196,10 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
         r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire);
         avail = r->wpos_seen - pos;
     }
-    if (avail == 0 || len == 0)
+    if (avail == 0 || len == 0) {
+        mempipe__ring_set_rlimit(r);
         return 0;
+    }
     size_t take = avail < len ? avail : len;
     unsigned char *dst = buf;
     struct mempipe__seg *h = r->head;
@@ -168,6 +213,8 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
             seg_put(r, h);
             h = n;
             r->head = n;
+            r->rdata = MEMPIPE__SEG_DATA(n);
+            r->rbase = n->base;
             continue;
         }
         size_t c = h->cap - off;
@@ -180,22 +227,10 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
         pos += c;
         done += c;
     }
+    mempipe__ring_set_rlimit(r);
     /* Release: our reads of the bytes happen before the space is reused. */
     atomic_store_explicit(&r->rpos, pos, memory_order_release);
     return done;
-}
-
-size_t mempipe__ring_room(struct mempipe__ring *r, size_t capacity,
-                          size_t want)
-{
-    size_t w = atomic_load_explicit(&r->wpos, memory_order_relaxed);
-    size_t room = capacity - (w - r->rpos_seen);
-    if (room < want) {
-        /* Acquire: pairs with the consumer's release store of rpos. */
-        r->rpos_seen = atomic_load_explicit(&r->rpos, memory_order_acquire);
-        room = capacity - (w - r->rpos_seen);
-    }
-    return room;
 }
 
 size_t mempipe__ring_used(const struct mempipe__ring *r)

@@ -17,6 +17,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #define MEMPIPE__CACHELINE 64
@@ -31,14 +32,30 @@ struct mempipe__seg {
 #define MEMPIPE__SEG_DATA(s) ((unsigned char *)((s) + 1))
 
 struct mempipe__ring {
-    /* Producer's cache line: written on every write. */
+    /*
+     * Producer's cache line: written on every write. wlimit is the stream
+     * position up to which the producer may write without looking at
+     * anything else: min(end of the tail segment, rpos_seen + capacity).
+     * The fast path is one compare against it.
+     */
     _Alignas(MEMPIPE__CACHELINE) atomic_size_t wpos;
+    size_t wlimit;
+    unsigned char *wdata;      /* tail segment's bytes */
+    size_t wbase;              /* tail segment's stream position */
     struct mempipe__seg *tail; /* producer-owned */
     size_t rpos_seen;          /* producer's last view of rpos */
-    size_t seg_size;           /* data size of the next segment to make */
+    size_t seg_size;           /* data size of the next fresh segment */
+    size_t cap;                /* capacity M, for wlimit */
 
-    /* Consumer's cache line: written on every read. */
+    /*
+     * Consumer's cache line: written on every read. rlimit is the position
+     * up to which the consumer may read without looking at anything else:
+     * min(end of the head segment, wpos_seen).
+     */
     _Alignas(MEMPIPE__CACHELINE) atomic_size_t rpos;
+    size_t rlimit;
+    unsigned char *rdata;      /* head segment's bytes */
+    size_t rbase;              /* head segment's stream position */
     struct mempipe__seg *head; /* consumer-owned */
     size_t wpos_seen;          /* consumer's last view of wpos */
 
@@ -72,9 +89,60 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len);
  * Producer: free space under capacity, refreshing its view of rpos only when
  * the cached view shows less than `want` free (one shared load saved).
  */
-size_t mempipe__ring_room(struct mempipe__ring *r, size_t capacity,
-                          size_t want);
+size_t mempipe__ring_room(struct mempipe__ring *r, size_t want);
+
 /* Any thread: a snapshot of the bytes buffered. */
 size_t mempipe__ring_used(const struct mempipe__ring *r);
+
+/*
+ * Fast paths, inlined into the poll calls: the common case is one segment,
+ * one memcpy, one release store (Lua's zgetc: a compare, then the rare case
+ * is a call). They return 0 when the case is not the simple one and the
+ * caller takes the general path above. Memory ordering as in ring.c.
+ */
+
+/* Producer: all len bytes if they fit under wlimit, else 0. */
+static inline size_t mempipe__ring_put(struct mempipe__ring *r,
+                                       const void *src, size_t len)
+{
+    size_t pos = atomic_load_explicit(&r->wpos, memory_order_relaxed);
+    if (r->wlimit - pos < len)
+        return 0;
+    memcpy(r->wdata + (pos - r->wbase), src, len);
+    /* Release: the bytes are visible before the new wpos. */
+    atomic_store_explicit(&r->wpos, pos + len, memory_order_release);
+    return len;
+}
+
+/* Consumer: recomputes rlimit after wpos_seen or the head changed. */
+static inline void mempipe__ring_set_rlimit(struct mempipe__ring *r)
+{
+    size_t end = r->rbase + r->head->cap;
+    r->rlimit = r->wpos_seen - r->rbase < r->head->cap ? r->wpos_seen : end;
+}
+
+/*
+ * Consumer: min(len, buffered) bytes if they all lie in the head segment,
+ * else 0 (empty, or the bytes span segments: the general path decides).
+ */
+static inline size_t mempipe__ring_get(struct mempipe__ring *r, void *dst,
+                                       size_t len)
+{
+    size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
+    size_t avail = r->rlimit - pos;
+    if (avail < len) {
+        /* Acquire: pairs with the producer's release store of wpos. */
+        r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire);
+        mempipe__ring_set_rlimit(r);
+        avail = r->rlimit - pos;
+        if (avail < len && (avail == 0 || r->rlimit != r->wpos_seen))
+            return 0;
+    }
+    size_t k = avail < len ? avail : len;
+    memcpy(dst, r->rdata + (pos - r->rbase), k);
+    /* Release: our reads of the bytes happen before the space is reused. */
+    atomic_store_explicit(&r->rpos, pos + k, memory_order_release);
+    return k;
+}
 
 #endif

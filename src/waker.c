@@ -13,7 +13,7 @@
 
 #include <sched.h>
 
-enum { SLOT_EMPTY = 0, SLOT_FULL = 1, SLOT_BUSY = 2 };
+enum { SLOT_EMPTY = 0, SLOT_FULL = 1, SLOT_BUSY = 2 }; /* FULL: see waker.h */
 
 /*
  * The slots whose wakers this thread is running right now, innermost last,
@@ -122,10 +122,4 @@ void mempipe__slot_drop(struct mempipe__slot *s)
     /* Acquire: pairs with the takers' release decrement. */
     while (atomic_load_explicit(&s->calling, memory_order_acquire) > mine)
         sched_yield();
-}
-
-bool mempipe__slot_full(const struct mempipe__slot *s)
-{
-    return atomic_load_explicit(&s->state, memory_order_relaxed) ==
-           SLOT_FULL;
 }

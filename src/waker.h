@@ -53,7 +53,14 @@ void mempipe__slot_wake(struct mempipe__slot *s);
  */
 void mempipe__slot_drop(struct mempipe__slot *s);
 
-/* Any thread: whether a waker is stored (a snapshot). */
-bool mempipe__slot_full(const struct mempipe__slot *s);
+/*
+ * Any thread: whether a waker may be stored (a snapshot). A relaxed load:
+ * the caller's seq_cst fence orders it (see mempipe__slot_wake).
+ */
+static inline bool mempipe__slot_full(const struct mempipe__slot *s)
+{
+    return atomic_load_explicit((atomic_uint *)&s->state,
+                                memory_order_relaxed) == 1u /* SLOT_FULL */;
+}
 
 #endif
