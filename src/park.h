@@ -23,6 +23,9 @@
 struct mempipe__parker {
     /* Bit 0: a thread sleeps or is about to; bits 1..: wake count. */
     atomic_uint seq;
+    /* Adaptive spin budget before sleeping; only the parked thread uses it
+     * (one reader and one writer thread per end, R26). */
+    unsigned spin;
 #if !defined(MEMPIPE_USE_FUTEX)
     pthread_mutex_t mu;
     pthread_cond_t cv;
