@@ -3,6 +3,9 @@
 #   make test     build and run the whole test suite under CTest
 # More: make asan, make tsan, make condvar, make bench, make format, make clean.
 
+# The nested makes of CMake's generator need not announce every directory.
+MAKEFLAGS  += --no-print-directory
+
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
@@ -25,7 +28,7 @@ $(BUILD)/.configured: CMakeLists.txt
 
 demo:
 	@sh scripts/deps.sh build
-	cmake -S . -B $(BUILD)-demo -DMEMPIPE_BUILD_TESTS=OFF -DMEMPIPE_BUILD_BENCH=OFF $(CMAKE_ARGS) >/dev/null
+	cmake -S . -B $(BUILD)-demo -DMEMPIPE_BUILD_TESTS=OFF -DMEMPIPE_BUILD_BENCH=OFF -DMEMPIPE_BUILD_ADAPTERS=OFF $(CMAKE_ARGS) >/dev/null
 	cmake --build $(BUILD)-demo -j $(JOBS) --target demo
 	./$(BUILD)-demo/examples/demo
 
@@ -58,13 +61,19 @@ bench:
 # Each area adds its own targets in mk/<area>.mk.
 -include mk/*.mk
 
-FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+# Tracked files plus new ones not yet added (but not ignored ones, such as
+# build trees); files deleted from the work tree drop out. Outside a git
+# checkout (a release tarball), every C file of the source folders.
+FORMAT_FILES = $(sort $(wildcard $(shell \
+	git ls-files --cached --others --exclude-standard -- '*.c' '*.h' 2>/dev/null || \
+	find include src tests examples bench adapters fuzz -name '*.[ch]' 2>/dev/null)))
 
 format:
 	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run --Werror $(FORMAT_FILES)
+	@echo "clang-format --dry-run --Werror on $(words $(FORMAT_FILES)) files"
+	@clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-demo $(BUILD)-asan $(BUILD)-tsan $(BUILD)-condvar $(BUILD)-bench
+	rm -rf $(BUILD) $(BUILD)-demo $(BUILD)-asan $(BUILD)-tsan $(BUILD)-condvar $(BUILD)-bench build-ci-clang

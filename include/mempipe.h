@@ -199,16 +199,14 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_write(mempipe *end, const void *buf,
  * Thread: the one thread currently writing this end.
  */
 MEMPIPE_EXTERN ssize_t mempipe_poll_writev(mempipe *end,
-                                           const struct iovec *iov,
-                                           int iovcnt,
+                                           const struct iovec *iov, int iovcnt,
                                            const mempipe_waker *waker);
 
 /*
  * Flushes: there is never anything to flush, so it returns 0 at once and
  * stores no waker. -EINVAL for a NULL end. Any thread.
  */
-MEMPIPE_EXTERN int mempipe_poll_flush(mempipe *end,
-                                      const mempipe_waker *waker);
+MEMPIPE_EXTERN int mempipe_poll_flush(mempipe *end, const mempipe_waker *waker);
 
 /*
  * Half-closes: write-closes the pipe this end writes. The peer reads the
@@ -242,8 +240,7 @@ MEMPIPE_EXTERN ssize_t mempipe_read(mempipe *end, void *buf, size_t len);
  * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE as above.
  * Thread: the one thread currently writing this end.
  */
-MEMPIPE_EXTERN ssize_t mempipe_write(mempipe *end, const void *buf,
-                                     size_t len);
+MEMPIPE_EXTERN ssize_t mempipe_write(mempipe *end, const void *buf, size_t len);
 
 /* mempipe_poll_shutdown(end, NULL): it never blocks. Same returns. */
 MEMPIPE_EXTERN int mempipe_shutdown(mempipe *end);
@@ -276,6 +273,64 @@ MEMPIPE_EXTERN size_t mempipe_capacity(const mempipe *end);
 MEMPIPE_EXTERN const char *mempipe_strerror(int err);
 
 /* ----------------------------------------------------------------------- */
+/* Pollable file descriptors                                                */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * A file descriptor that an event loop (poll, select, epoll, kqueue through
+ * its fd filter, libuv, libevent, GLib, io_uring) can watch for this end.
+ * Both fds are polled for POLLIN (select: the read set; epoll: EPOLLIN),
+ * whichever direction they stand for:
+ *
+ *   mempipe_readable_fd(end) polls readable exactly while a read on end would
+ *   not return -EAGAIN: bytes are buffered, or end of file (the peer shut
+ *   down or closed), or an error is pending.
+ *
+ *   mempipe_writable_fd(end) polls readable exactly while a write on end
+ *   would not return -EAGAIN: space is free, or an error is pending (-EPIPE
+ *   after this end's shutdown or the reader's close).
+ *
+ * Level-triggered: the fd stays ready as long as the condition holds and
+ * stops being ready when it ends (poll, select and epoll in level mode all
+ * work). The fd follows the pipe after each call that changes it, from the
+ * thread that made the change, so a poller may see it ready an instant after
+ * the condition ended (the call then returns -EAGAIN: poll again) but never
+ * misses a change. Treat readiness as "call the poll API now", with a NULL
+ * waker or your own.
+ *
+ * Edge-triggered epoll (EPOLLET): an event is reported each time the
+ * condition turns from false to true, not once per write: bytes arriving
+ * while the fd is still readable bring no new event. After an event, read
+ * (write) until -EAGAIN before waiting again, as with any edge-triggered fd;
+ * the next time the condition turns true, a new event is reported.
+ *
+ * Returns the fd (>= 0), made on the first call; every later call on the
+ * same end returns the same fd. It is non-blocking and close-on-exec, an
+ * eventfd on Linux and a pipe's read end elsewhere (or in builds configured
+ * with -DMEMPIPE_FD_PIPE=ON).
+ * Errors: -EINVAL if end is NULL;
+ *         -EBADF for mempipe_readable_fd() on a simplex writer end or
+ *         mempipe_writable_fd() on a simplex reader end;
+ *         -EMFILE, -ENFILE, -ENOMEM (or another negative errno from
+ *         eventfd(2) or pipe(2)) if the fd could not be made; a later call
+ *         tries again.
+ * Ownership: the end owns the fd. mempipe_close(end) closes it; never
+ * close, read or write it yourself (that would desynchronise it), only poll
+ * it. Remove it from epoll sets and stop polling it before mempipe_close.
+ * Cost: an end whose pipes never had an fd asked for makes no syscall for
+ * it, ever. Once asked, a call that changes the fd's state makes one small
+ * syscall; calls that leave it unchanged (data flowing through a pipe that
+ * stays readable and writable) make none. The peer of an end with an fd
+ * makes those syscalls too when its calls change that fd's state.
+ * Threads: any thread, concurrently with every call except mempipe_close
+ * of the same end.
+ */
+MEMPIPE_EXTERN int mempipe_readable_fd(mempipe *end);
+
+/* See mempipe_readable_fd(): the same, for writing. */
+MEMPIPE_EXTERN int mempipe_writable_fd(mempipe *end);
+
+/* ----------------------------------------------------------------------- */
 /* Allocator hook                                                           */
 /* ----------------------------------------------------------------------- */
 
@@ -297,6 +352,86 @@ typedef void *(*mempipe_realloc_fn)(void *ctx, void *ptr, size_t old_size,
  * Any thread, but not concurrently with creation calls.
  */
 MEMPIPE_EXTERN int mempipe_set_allocator(mempipe_realloc_fn fn, void *ctx);
+
+/* ----------------------------------------------------------------------- */
+/* Cooperative budget (for executors that poll many tasks on one thread)    */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * Sets the calling thread's budget: how many more mempipe_poll_read(),
+ * mempipe_poll_write() and mempipe_poll_writev() calls may complete before
+ * the next one yields. 0 means unlimited, the default on every thread.
+ * An executor calls it before it polls each task, so that a task looping on
+ * an always-ready pipe gives the others their turn (tokio's coop budget).
+ *
+ * Accounting, for calls made on this thread that pass their argument checks:
+ *   - a call that completes (bytes moved, EOF, 0 for a zero length, or an
+ *     error such as -EPIPE) spends one unit;
+ *   - a call that returns -EAGAIN because the pipe is empty or full (its
+ *     waker stored as usual) spends nothing;
+ *   - once the budget is exhausted, every such call yields: it returns
+ *     -EAGAIN without touching the pipe (not even to see EOF or -EPIPE) and
+ *     without storing its waker; instead it calls the waker at once, on the
+ *     calling thread, before it returns, so the executor re-queues the task
+ *     behind the others. With a NULL waker it just returns -EAGAIN. It keeps
+ *     yielding until the budget is set again. The waker should re-queue the
+ *     task, not poll it inline (that poll would yield again, recursively).
+ *   - argument errors are never hidden: -EINVAL and -EBADF are checked
+ *     first and returned as usual, budget or not; they spend nothing.
+ *   - blocking calls (mempipe_read(), mempipe_write()) ignore the budget:
+ *     they neither yield nor spend, and block as usual with any budget.
+ *   - mempipe_poll_flush() and mempipe_poll_shutdown() ignore it too.
+ * Wakers that a call runs on this thread share the thread's budget.
+ * ops == UINT_MAX is taken as UINT_MAX - 1 (UINT_MAX means "unlimited").
+ * Thread: affects only the calling thread; any thread, any time.
+ */
+MEMPIPE_EXTERN void mempipe_budget_set(unsigned ops);
+
+/*
+ * Returns how many more poll calls may complete on the calling thread before
+ * the next one yields: 0 when exhausted, UINT_MAX when unlimited.
+ * Thread: the calling thread's own budget.
+ */
+MEMPIPE_EXTERN unsigned mempipe_budget_left(void);
+
+/* ----------------------------------------------------------------------- */
+/* State description                                                        */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * Writes a one-line description of the end's state into buf, snprintf-style:
+ * at most len bytes including the terminating NUL (truncated if need be; buf
+ * is always terminated when len > 0; nothing is written when len is 0).
+ * The line is the kind, then one field group per pipe the end uses:
+ *
+ *   <kind>[ rx=<L>/<M> <state> wakers=<r><w>][ tx=...]
+ *   loopback rxtx=<L>/<M> <state> wakers=<r><w>
+ *
+ *   kind   duplex, simplex-reader, simplex-writer or loopback
+ *   rx     the pipe this end reads (duplex, simplex-reader)
+ *   tx     the pipe this end writes (duplex, simplex-writer)
+ *   rxtx   a loopback's one pipe, which it both reads and writes
+ *   L      bytes buffered in that pipe (decimal)
+ *   M      that pipe's capacity, max_buf_size (decimal)
+ *   state  open, write-closed (its writer shut down or closed: EOF after
+ *          the L bytes), read-closed (its reader closed: writes fail with
+ *          -EPIPE) or closed (both)
+ *   r      'r' if a reader's waker is stored in that pipe, else '-'
+ *   w      'w' if a writer's waker is stored in that pipe, else '-'
+ *
+ * For example, a duplex end with 5 unread bytes whose peer shut down and
+ * whose own writer is parked on a full pipe of capacity 8:
+ *   "duplex rx=5/8 write-closed wakers=-- tx=8/8 open wakers=-w"
+ *
+ * Returns the length of the full line (without the NUL) whether or not it
+ * fit, like snprintf: a result >= len means it was truncated.
+ * Errors: -EINVAL if end is NULL, or buf is NULL and len > 0.
+ * Never blocks and changes nothing. Any thread, at any time while the end
+ * is open, also while other threads use it or its peer; under traffic the
+ * fields are read one after another, each a recent value (L <= M always).
+ * buf is the caller's, written only during the call.
+ */
+MEMPIPE_EXTERN int mempipe_describe(const mempipe *end, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

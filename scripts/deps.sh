@@ -51,8 +51,10 @@ else
 fi
 echo "mempipe: installing them with apt-get" >&2
 export DEBIAN_FRONTEND=noninteractive
+# A fresh image has no package lists yet: then the first try fails (quietly)
+# and the second runs after apt-get update.
 # shellcheck disable=SC2086
-if ! $sudo apt-get install -y --no-install-recommends $need >/dev/null; then
+if ! $sudo apt-get install -y --no-install-recommends $need >/dev/null 2>&1; then
     $sudo apt-get update -q >/dev/null
     # shellcheck disable=SC2086
     $sudo apt-get install -y --no-install-recommends $need >/dev/null || {

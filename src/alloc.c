@@ -80,8 +80,8 @@ void *mempipe__alloc_aligned(size_t size)
     unsigned char *raw = mempipe__alloc(size + ALIGN + sizeof(void *));
     if (raw == NULL)
         return NULL;
-    uintptr_t p = ((uintptr_t)raw + sizeof(void *) + ALIGN - 1) &
-                  ~(uintptr_t)(ALIGN - 1);
+    uintptr_t p =
+        ((uintptr_t)raw + sizeof(void *) + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
     ((void **)p)[-1] = raw;
     return (void *)p;
 }

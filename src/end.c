@@ -7,6 +7,8 @@
 #include "end.h"
 
 #include "alloc.h"
+#include "coop.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -112,6 +114,8 @@ void mempipe_close(mempipe *end)
 {
     if (end == NULL)
         return;
+    MEMPIPE__PROBE3(close, end, (size_t)0, (ssize_t)0);
+    mempipe__fd_close_end(end); /* its pollable fds, if it asked (fd.c) */
     /*
      * Drop this end's own wakers first (R22): once they are gone and no
      * other thread is inside one, nothing can call them any more. Then
@@ -139,6 +143,8 @@ ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
         return -EINVAL; /* R30 */
     if (end->rx == NULL)
         return -EBADF;
+    if (MEMPIPE__SLOW()) /* a budget or a tracer: coop.c */
+        return mempipe__coop_read(end, buf, len, waker);
     return mempipe__pipe_read1(end->rx, buf, len, waker);
 }
 
@@ -149,6 +155,8 @@ ssize_t mempipe_poll_write(mempipe *end, const void *buf, size_t len,
         return -EINVAL;
     if (end->tx == NULL)
         return -EBADF;
+    if (MEMPIPE__SLOW())
+        return mempipe__coop_write(end, buf, len, waker);
     return mempipe__pipe_write1(end->tx, buf, len, waker);
 }
 
@@ -168,6 +176,8 @@ ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,
     }
     if (end->tx == NULL)
         return -EBADF;
+    if (MEMPIPE__SLOW())
+        return mempipe__coop_writev(end, iov, iovcnt, total, waker);
     return mempipe__pipe_writev(end->tx, iov, iovcnt, total, waker);
 }
 
@@ -185,6 +195,7 @@ int mempipe_poll_shutdown(mempipe *end, const mempipe_waker *waker)
     if (end->tx == NULL)
         return -EBADF;
     mempipe__pipe_close_write(end->tx);
+    MEMPIPE__PROBE3(shutdown, end, (size_t)0, (ssize_t)0);
     return 0;
 }
 

@@ -31,6 +31,21 @@ static inline void mempipe__full_fence(void)
 #endif
 }
 
+/*
+ * The same fence right after a seq_cst read-modify-write: on x86-64 the
+ * locked instruction already was a full barrier, so only the compiler must
+ * not move loads above it. Elsewhere (ARM's store-release exclusive lets
+ * a later load pass it) a real fence.
+ */
+static inline void mempipe__fence_after_rmw(void)
+{
+#if defined(__x86_64__)
+    __asm__ __volatile__("" ::: "memory");
+#else
+    mempipe__full_fence();
+#endif
+}
+
 #if defined(__GNUC__)
 #define MEMPIPE__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define MEMPIPE__UNLIKELY(x) __builtin_expect(!!(x), 0)

@@ -18,9 +18,9 @@
  * threads sharing one core, where spinning can never succeed, soon spin
  * almost not at all.
  */
-#define SPIN_MIN 4u
+#define SPIN_MIN   4u
 #define SPIN_START 64u
-#define SPIN_MAX 1024u
+#define SPIN_MAX   1024u
 
 static inline void cpu_relax(void)
 {
@@ -52,25 +52,12 @@ int mempipe__park_init(struct mempipe__parker *pk)
 {
     atomic_init(&pk->seq, 0);
     pk->spin = SPIN_START;
-#if !defined(MEMPIPE_USE_FUTEX)
-    if (pthread_mutex_init(&pk->mu, NULL) != 0)
-        return -1;
-    if (pthread_cond_init(&pk->cv, NULL) != 0) {
-        pthread_mutex_destroy(&pk->mu);
-        return -1;
-    }
-#endif
     return 0;
 }
 
 void mempipe__park_destroy(struct mempipe__parker *pk)
 {
-#if !defined(MEMPIPE_USE_FUTEX)
-    pthread_cond_destroy(&pk->cv);
-    pthread_mutex_destroy(&pk->mu);
-#else
     (void)pk;
-#endif
 }
 
 unsigned mempipe__park_prepare(struct mempipe__parker *pk)
@@ -98,10 +85,9 @@ void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
     /* Announce the sleep; fails if a wake changes the count meanwhile. The
      * bit may already be set by an earlier sleep that ended spuriously
      * (EINTR), without a wake to clear it. */
-    if (!(cur & SLEEPING) &&
-        !atomic_compare_exchange_strong_explicit(
-            &pk->seq, &cur, seen | SLEEPING, memory_order_acq_rel,
-            memory_order_acquire))
+    if (!(cur & SLEEPING) && !atomic_compare_exchange_strong_explicit(
+                                 &pk->seq, &cur, seen | SLEEPING,
+                                 memory_order_acq_rel, memory_order_acquire))
         return;
     /* The kernel re-checks the word: a wake after the CAS makes it return. */
     futex(&pk->seq, FUTEX_WAIT, seen | SLEEPING);
@@ -123,26 +109,59 @@ void mempipe__park_wake(void *arg)
 
 #else
 
+#include <pthread.h>
+#include <stdint.h>
+
+/*
+ * The parking lot: sleepers whose parkers hash to one bucket share its mutex
+ * and condvar; a wake broadcasts, and each sleeper re-checks its own word.
+ * Collisions only cost a spurious wake-up.
+ */
+#define LOT_SIZE 64
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} lot[LOT_SIZE];
+static pthread_once_t lot_once = PTHREAD_ONCE_INIT;
+
+static void lot_init(void)
+{
+    for (int i = 0; i < LOT_SIZE; i++) {
+        pthread_mutex_init(&lot[i].mu, NULL);
+        pthread_cond_init(&lot[i].cv, NULL);
+    }
+}
+
+static unsigned bucket(const struct mempipe__parker *pk)
+{
+    uintptr_t a = (uintptr_t)pk;
+    return (unsigned)((a >> 4) ^ (a >> 12)) % LOT_SIZE;
+}
+
 void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
 {
     if (spin_for_wake(pk, seen))
         return;
-    pthread_mutex_lock(&pk->mu);
-    while ((atomic_load_explicit(&pk->seq, memory_order_acquire) &
-            ~SLEEPING) == seen)
-        pthread_cond_wait(&pk->cv, &pk->mu);
-    pthread_mutex_unlock(&pk->mu);
+    pthread_once(&lot_once, lot_init);
+    unsigned b = bucket(pk);
+    pthread_mutex_lock(&lot[b].mu);
+    while ((atomic_load_explicit(&pk->seq, memory_order_acquire) & ~SLEEPING) ==
+           seen)
+        pthread_cond_wait(&lot[b].cv, &lot[b].mu);
+    pthread_mutex_unlock(&lot[b].mu);
 }
 
 void mempipe__park_wake(void *arg)
 {
     struct mempipe__parker *pk = arg;
-    /* Under the mutex, so the sleeper cannot miss it between its check
-     * and its wait. */
-    pthread_mutex_lock(&pk->mu);
+    pthread_once(&lot_once, lot_init);
+    unsigned b = bucket(pk);
+    /* Under the bucket's mutex, so a sleeper cannot miss it between its
+     * check and its wait. Release: pairs with prepare()'s acquire. */
+    pthread_mutex_lock(&lot[b].mu);
     atomic_fetch_add_explicit(&pk->seq, 2, memory_order_release);
-    pthread_cond_signal(&pk->cv);
-    pthread_mutex_unlock(&pk->mu);
+    pthread_cond_broadcast(&lot[b].cv);
+    pthread_mutex_unlock(&lot[b].mu);
 }
 
 #endif

@@ -9,16 +9,15 @@
  * possible and the caller polls again.
  *
  * Futex on Linux (MEMPIPE_USE_FUTEX), a pthread mutex+condvar elsewhere or
- * when the option is off; both are built and tested.
+ * when the option is off; both are built and tested. The condvar variant
+ * keeps no mutex in the parker: sleepers share a small static table of
+ * mutex+condvar buckets hashed by parker address (a "parking lot"), so a
+ * parker costs 8 bytes either way and an idle pipe stays small.
  */
 #ifndef MEMPIPE_PARK_H
 #define MEMPIPE_PARK_H
 
 #include <stdatomic.h>
-
-#if !defined(MEMPIPE_USE_FUTEX)
-#include <pthread.h>
-#endif
 
 struct mempipe__parker {
     /* Bit 0: a thread sleeps or is about to; bits 1..: wake count. */
@@ -26,10 +25,6 @@ struct mempipe__parker {
     /* Adaptive spin budget before sleeping; only the parked thread uses it
      * (one reader and one writer thread per end, R26). */
     unsigned spin;
-#if !defined(MEMPIPE_USE_FUTEX)
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-#endif
 };
 
 int mempipe__park_init(struct mempipe__parker *pk);

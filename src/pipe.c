@@ -25,11 +25,13 @@ void mempipe__pipe_init(struct mempipe__pipe *p, size_t cap)
     p->cap = cap;
     mempipe__slot_init(&p->rd);
     mempipe__slot_init(&p->wr);
+    atomic_init(&p->watch, NULL);
 }
 
 void mempipe__pipe_free(struct mempipe__pipe *p)
 {
     mempipe__ring_free(&p->ring);
+    mempipe__fd_free(p);
 }
 
 #define full_fence mempipe__full_fence
@@ -49,26 +51,23 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
             /* rpos is published (release); order it before the slot load. */
             full_fence();
             mempipe__slot_wake(&p->wr); /* R7 */
+            mempipe__pipe_fd_hook(p);
             return (ssize_t)n;
         }
         /*
-         * Acquire: pairs with the release in the closer's fetch_or, which
-         * follows the writer's last wpos store (the same thread, or a thread
-         * that closed after the writer's last call returned). So if we see
-         * WCLOSED, a second look at the ring sees every byte written before
-         * the close (R5: bytes always come before EOF).
+         * End of stream is the closed bit in wpos (ring.h): the bit and the
+         * final count arrive in one load, and no byte can be published after
+         * the bit, so every byte written before the close is read before EOF
+         * (R5), even when shutdown races a write on another thread.
          */
-        unsigned fl = atomic_load_explicit(&p->flags, memory_order_acquire);
-        if (fl & MEMPIPE__WCLOSED) {
+        int eof = mempipe__ring_eof(&p->ring);
+        if (eof > 0) {
             if (stored)
                 mempipe__slot_cancel(&p->rd);
-            n = mempipe__ring_read(&p->ring, buf, len);
-            if (n == 0)
-                return 0; /* R5: EOF, every time */
-            full_fence();
-            mempipe__slot_wake(&p->wr); /* R7 (a parked writer gets -EPIPE) */
-            return (ssize_t)n;
+            return 0; /* R5: EOF, every time */
         }
+        if (eof < 0)
+            continue; /* closed, but bytes arrived since our read */
         if (w == NULL || stored)
             return -EAGAIN; /* R6 */
         mempipe__slot_store(&p->rd, w);
@@ -100,10 +99,12 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
             ptrdiff_t n = mempipe__ring_write(&p->ring, iov, iovcnt,
                                               total < room ? total : room);
             if (n < 0)
-                return n; /* -ENOMEM before the first byte */
-            /* wpos is published (release); order it before the slot load. */
-            full_fence();
+                return n; /* -ENOMEM before the first byte, or -EPIPE */
+            /* wpos was published by a seq_cst compare-and-swap; order it
+             * before the slot load. */
+            mempipe__fence_after_rmw();
             mempipe__slot_wake(&p->rd); /* R13 */
+            mempipe__pipe_fd_hook(p);
             return n;
         }
         if (w == NULL || stored)
@@ -116,19 +117,31 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
 
 void mempipe__pipe_close_write(struct mempipe__pipe *p)
 {
-    /* Release: orders this thread's earlier writes before the flag (R5).
-     * The fence then orders the flag before the slot loads (R25). */
+    /* The flag first: it makes the writer's next call fail with -EPIPE.
+     * Then the closed bit in wpos, which readers take as end of stream and
+     * which makes a write racing on another thread publish nothing. The
+     * fence then orders both before the slot loads (R25). */
     atomic_fetch_or_explicit(&p->flags, MEMPIPE__WCLOSED, memory_order_release);
+    mempipe__ring_close_write(&p->ring);
     full_fence();
     mempipe__slot_wake(&p->rd); /* R17: the reader sees EOF */
     mempipe__slot_wake(&p->wr); /* R18: a parked writer sees -EPIPE */
+    mempipe__pipe_fd_hook(p);
 }
 
 void mempipe__pipe_close_read(struct mempipe__pipe *p)
 {
+    /*
+     * Also close the stream in wpos before the drain below frees space: a
+     * write racing on another thread that read the flags just before could
+     * otherwise fill that space and report bytes accepted that nobody can
+     * ever read. With the bit set its publish fails and it gets -EPIPE.
+     */
     atomic_fetch_or_explicit(&p->flags, MEMPIPE__RCLOSED, memory_order_release);
+    mempipe__ring_close_write(&p->ring);
     full_fence();
     mempipe__slot_wake(&p->wr); /* R19/R20: the writer gets -EPIPE */
+    mempipe__pipe_fd_hook(p);
     /* R21: nobody will read these; free their segments now. */
     while (mempipe__ring_read(&p->ring, NULL, (size_t)-1) > 0)
         ;
@@ -136,7 +149,10 @@ void mempipe__pipe_close_read(struct mempipe__pipe *p)
 
 size_t mempipe__pipe_readable(const struct mempipe__pipe *p)
 {
-    return mempipe__ring_used(&p->ring);
+    /* rpos and wpos are two loads: while both sides run, the difference can
+     * overshoot; L never exceeds M (R1). */
+    size_t used = mempipe__ring_used(&p->ring);
+    return used > p->cap ? p->cap : used;
 }
 
 size_t mempipe__pipe_writable(const struct mempipe__pipe *p)

@@ -7,6 +7,7 @@
 #ifndef MEMPIPE_PIPE_H
 #define MEMPIPE_PIPE_H
 
+#include "fd.h"
 #include "fence.h"
 #include "ring.h"
 #include "waker.h"
@@ -22,9 +23,12 @@ struct mempipe__pipe {
     struct mempipe__ring ring;
     /* Shared line: read on every call, written only on state changes. */
     _Alignas(MEMPIPE__CACHELINE) atomic_uint flags;
-    size_t cap;                 /* M */
-    struct mempipe__slot rd;    /* the reader's waker */
-    struct mempipe__slot wr;    /* the writer's waker */
+    size_t cap;              /* M */
+    struct mempipe__slot rd; /* the reader's waker */
+    struct mempipe__slot wr; /* the writer's waker */
+    /* Pollable fds (fd.c): NULL until an end asks for one; set once. Its own
+     * line, never written after, so the check stays an L1 hit. */
+    _Alignas(MEMPIPE__CACHELINE) _Atomic(struct mempipe__fdwatch *) watch;
 };
 
 void mempipe__pipe_init(struct mempipe__pipe *p, size_t cap);
@@ -38,8 +42,7 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
  * Writer role. R10-R15, R25. total is the validated sum of the slices.
  */
 ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
-                             int iovcnt, size_t total,
-                             const mempipe_waker *w);
+                             int iovcnt, size_t total, const mempipe_waker *w);
 
 /* Any thread. Write-closes and wakes both roles (R17, R18). Idempotent. */
 void mempipe__pipe_close_write(struct mempipe__pipe *p);
@@ -49,6 +52,18 @@ void mempipe__pipe_close_write(struct mempipe__pipe *p);
  * (R19, R20) and discards the bytes buffered (R21).
  */
 void mempipe__pipe_close_read(struct mempipe__pipe *p);
+
+/*
+ * Pollable fds: every progress point calls this right after its wake, so
+ * after its full fence (fd.c argues why that order suffices). An unwatched
+ * pipe pays one relaxed load and one predictable branch, no syscall.
+ */
+static inline void mempipe__pipe_fd_hook(struct mempipe__pipe *p)
+{
+    if (MEMPIPE__UNLIKELY(
+            atomic_load_explicit(&p->watch, memory_order_relaxed) != NULL))
+        mempipe__fd_notify(p);
+}
 
 /*
  * Fast paths, inlined into the public poll calls. Each handles only the
@@ -66,9 +81,11 @@ static inline ssize_t mempipe__pipe_write1(struct mempipe__pipe *p,
     if (MEMPIPE__LIKELY(
             atomic_load_explicit(&p->flags, memory_order_relaxed) == 0 &&
             len > 0 && mempipe__ring_put(&p->ring, buf, len) == len)) {
-        mempipe__full_fence(); /* wpos before the slot load (R25) */
+        /* wpos (a seq_cst CAS) before the slot load (R25). */
+        mempipe__fence_after_rmw();
         if (MEMPIPE__UNLIKELY(mempipe__slot_full(&p->rd)))
             mempipe__slot_wake(&p->rd); /* R13 */
+        mempipe__pipe_fd_hook(p);
         return (ssize_t)len;
     }
     struct iovec one = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
@@ -84,6 +101,7 @@ static inline ssize_t mempipe__pipe_read1(struct mempipe__pipe *p, void *buf,
         mempipe__full_fence(); /* rpos before the slot load (R25) */
         if (MEMPIPE__UNLIKELY(mempipe__slot_full(&p->wr)))
             mempipe__slot_wake(&p->wr); /* R7 */
+        mempipe__pipe_fd_hook(p);
         return (ssize_t)n;
     }
     return mempipe__pipe_read(p, buf, len, w);

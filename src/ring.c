@@ -3,7 +3,8 @@
  *
  * Memory ordering, in one place:
  *  - The producer fills segment bytes and links new segments with plain
- *    stores, then publishes them with a release store of wpos. The consumer
+ *    stores, then publishes them with a seq_cst (so also release)
+ *    compare-and-swap of wpos. The consumer
  *    loads wpos with acquire before touching any byte or `next` link below
  *    it, so it sees them complete.
  *  - The consumer stores rpos with release after it is done with the bytes
@@ -28,6 +29,7 @@
 void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
 {
     atomic_init(&r->wpos, 0);
+    r->wnext = 0;
     atomic_init(&r->rpos, 0);
     atomic_init(&r->spare, NULL);
     r->max_seg = capacity < MAX_SEG ? capacity : MAX_SEG;
@@ -52,14 +54,14 @@ void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
 static void set_wlimit(struct mempipe__ring *r)
 {
     size_t seg_end = r->wbase + r->tail->cap;
-    size_t room_end = r->cap > SIZE_MAX - r->rpos_seen ? SIZE_MAX
-                                                       : r->rpos_seen + r->cap;
+    size_t room_end =
+        r->cap > SIZE_MAX - r->rpos_seen ? SIZE_MAX : r->rpos_seen + r->cap;
     r->wlimit = seg_end < room_end ? seg_end : room_end;
 }
 
 size_t mempipe__ring_room(struct mempipe__ring *r, size_t want)
 {
-    size_t w = atomic_load_explicit(&r->wpos, memory_order_relaxed);
+    size_t w = r->wnext;
     size_t room = r->cap - (w - r->rpos_seen);
     if (room < want) {
         /* Acquire: pairs with the consumer's release store of rpos. */
@@ -144,7 +146,8 @@ static void seg_put(struct mempipe__ring *r, struct mempipe__seg *s)
 ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
                               int iovcnt, size_t max)
 {
-    size_t pos = atomic_load_explicit(&r->wpos, memory_order_relaxed);
+    size_t start = r->wnext;
+    size_t pos = start;
     size_t done = 0;
     struct mempipe__seg *t = r->tail;
 
@@ -182,8 +185,10 @@ out:
     set_wlimit(r);
     if (done == 0)
         return max == 0 ? 0 : -ENOMEM;
-    /* Release: the bytes and links above are visible before the new wpos. */
-    atomic_store_explicit(&r->wpos, pos, memory_order_release);
+    /* The bytes and links above are visible before the new wpos; fails,
+     * publishing nothing, if the ring was closed meanwhile. */
+    if (!mempipe__ring_publish(r, start, done))
+        return -EPIPE;
     return (ptrdiff_t)done;
 }
 
@@ -193,7 +198,8 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
     size_t avail = r->wpos_seen - pos;
     if (avail < len) {
         /* Acquire: pairs with the producer's release store of wpos. */
-        r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire);
+        r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire) &
+                       ~MEMPIPE__RING_CLOSED;
         avail = r->wpos_seen - pos;
     }
     if (avail == 0 || len == 0) {
@@ -237,6 +243,24 @@ size_t mempipe__ring_used(const struct mempipe__ring *r)
 {
     /* Load rpos first: wpos only grows, so the difference never wraps. */
     size_t rd = atomic_load_explicit(&r->rpos, memory_order_acquire);
-    size_t w = atomic_load_explicit(&r->wpos, memory_order_acquire);
+    size_t w = atomic_load_explicit(&r->wpos, memory_order_acquire) &
+               ~MEMPIPE__RING_CLOSED;
     return w - rd;
+}
+
+void mempipe__ring_close_write(struct mempipe__ring *r)
+{
+    atomic_fetch_or_explicit(&r->wpos, MEMPIPE__RING_CLOSED,
+                             memory_order_seq_cst);
+}
+
+int mempipe__ring_eof(struct mempipe__ring *r)
+{
+    /* Acquire: pairs with the producer's publish, so the final count is
+     * complete; the bit and the count come from one load. */
+    size_t w = atomic_load_explicit(&r->wpos, memory_order_acquire);
+    size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
+    if (!(w & MEMPIPE__RING_CLOSED))
+        return 0;
+    return (w & ~MEMPIPE__RING_CLOSED) == pos ? 1 : -1;
 }

@@ -9,8 +9,15 @@
  * decides how much may be written.
  *
  * Positions are free-running byte counts (wpos = bytes ever written, rpos =
- * bytes ever read); L = wpos - rpos. The producer alone stores wpos, the
- * consumer alone stores rpos.
+ * bytes ever read); L = wpos - rpos. The producer alone stores rpos's
+ * counterpart wpos, the consumer alone stores rpos.
+ *
+ * End of stream lives in wpos itself: its top bit (MEMPIPE__RING_CLOSED),
+ * set by mempipe__ring_close_write from any thread. The producer publishes
+ * with a compare-and-swap that fails once the bit is set, so the consumer
+ * sees "closed" and the final byte count in one load, and no byte can be
+ * published after the consumer saw end of stream — even when shutdown runs
+ * on another thread while a write is in progress.
  */
 #ifndef MEMPIPE_RING_H
 #define MEMPIPE_RING_H
@@ -21,6 +28,9 @@
 #include <sys/uio.h>
 
 #define MEMPIPE__CACHELINE 64
+
+/* The top bit of wpos: write-closed. Positions never reach 2^63 bytes. */
+#define MEMPIPE__RING_CLOSED ((size_t)1 << (sizeof(size_t) * 8 - 1))
 
 struct mempipe__seg {
     struct mempipe__seg *next; /* set by the producer before publishing */
@@ -38,7 +48,8 @@ struct mempipe__ring {
      * anything else: min(end of the tail segment, rpos_seen + capacity).
      * The fast path is one compare against it.
      */
-    _Alignas(MEMPIPE__CACHELINE) atomic_size_t wpos;
+    _Alignas(MEMPIPE__CACHELINE) atomic_size_t wpos; /* | RING_CLOSED */
+    size_t wnext; /* producer's own copy of the position, without the bit */
     size_t wlimit;
     unsigned char *wdata;      /* tail segment's bytes */
     size_t wbase;              /* tail segment's stream position */
@@ -57,7 +68,7 @@ struct mempipe__ring {
     unsigned char *rdata;      /* head segment's bytes */
     size_t rbase;              /* head segment's stream position */
     struct mempipe__seg *head; /* consumer-owned */
-    size_t wpos_seen;          /* consumer's last view of wpos */
+    size_t wpos_seen;          /* consumer's last view of wpos, no bit */
 
     /* Shared, rarely written. */
     _Alignas(MEMPIPE__CACHELINE) _Atomic(struct mempipe__seg *) spare;
@@ -74,7 +85,9 @@ void mempipe__ring_free(struct mempipe__ring *r);
  * Producer: copies exactly min(max, bytes in iov) bytes from iov in order
  * and publishes them. The caller guarantees that much space is free.
  * Returns the count, or -ENOMEM if a segment could not be allocated before
- * the first byte (a later failure returns the bytes copied so far).
+ * the first byte (a later failure returns the bytes copied so far), or
+ * -EPIPE if the ring was write-closed meanwhile (nothing published).
+ * On success the publishing compare-and-swap was a full barrier.
  */
 ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
                               int iovcnt, size_t max);
@@ -95,23 +108,57 @@ size_t mempipe__ring_room(struct mempipe__ring *r, size_t want);
 size_t mempipe__ring_used(const struct mempipe__ring *r);
 
 /*
+ * Any thread: marks end of stream (idempotent). A seq_cst read-modify-write,
+ * so it is ordered before the caller's following slot loads.
+ */
+void mempipe__ring_close_write(struct mempipe__ring *r);
+
+/*
+ * Consumer: true when the ring is write-closed and every byte before the
+ * close has been read.
+ */
+int mempipe__ring_eof(struct mempipe__ring *r);
+/* (It returns 1 at end of stream, 0 while open, and -1 when closed with
+ * bytes still unread.) */
+
+/*
+ * Producer's publish: wpos from pos to pos + len, unless the ring was
+ * closed meanwhile. seq_cst: on x86 a locked instruction, a full barrier,
+ * which stands in for the lost-wakeup fence that follows every publish.
+ */
+static inline int mempipe__ring_publish(struct mempipe__ring *r, size_t pos,
+                                        size_t len)
+{
+    size_t expect = pos;
+    /* Release (in seq_cst): the bytes and links below pos + len are
+     * visible to a consumer that acquires the new wpos. */
+    if (!atomic_compare_exchange_strong_explicit(&r->wpos, &expect, pos + len,
+                                                 memory_order_seq_cst,
+                                                 memory_order_acquire))
+        return 0; /* only RING_CLOSED can have changed it */
+    r->wnext = pos + len;
+    return 1;
+}
+
+/*
  * Fast paths, inlined into the poll calls: the common case is one segment,
  * one memcpy, one release store (Lua's zgetc: a compare, then the rare case
  * is a call). They return 0 when the case is not the simple one and the
  * caller takes the general path above. Memory ordering as in ring.c.
  */
 
-/* Producer: all len bytes if they fit under wlimit, else 0. */
-static inline size_t mempipe__ring_put(struct mempipe__ring *r,
-                                       const void *src, size_t len)
+/*
+ * Producer: all len bytes if they fit under wlimit and the ring is open,
+ * else 0 (the general path then decides). On success, a full barrier.
+ */
+static inline size_t mempipe__ring_put(struct mempipe__ring *r, const void *src,
+                                       size_t len)
 {
-    size_t pos = atomic_load_explicit(&r->wpos, memory_order_relaxed);
+    size_t pos = r->wnext;
     if (r->wlimit - pos < len)
         return 0;
     memcpy(r->wdata + (pos - r->wbase), src, len);
-    /* Release: the bytes are visible before the new wpos. */
-    atomic_store_explicit(&r->wpos, pos + len, memory_order_release);
-    return len;
+    return mempipe__ring_publish(r, pos, len) ? len : 0;
 }
 
 /* Consumer: recomputes rlimit after wpos_seen or the head changed. */
@@ -132,7 +179,8 @@ static inline size_t mempipe__ring_get(struct mempipe__ring *r, void *dst,
     size_t avail = r->rlimit - pos;
     if (avail < len) {
         /* Acquire: pairs with the producer's release store of wpos. */
-        r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire);
+        r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire) &
+                       ~MEMPIPE__RING_CLOSED;
         mempipe__ring_set_rlimit(r);
         avail = r->rlimit - pos;
         if (avail < len && (avail == 0 || r->rlimit != r->wpos_seen))

@@ -11,17 +11,22 @@
  */
 #include "waker.h"
 
+#include "trace.h"
+
 #include <sched.h>
 
 enum { SLOT_EMPTY = 0, SLOT_FULL = 1, SLOT_BUSY = 2 }; /* FULL: see waker.h */
 
 /*
- * The slots whose wakers this thread is running right now, innermost last,
- * so that mempipe__slot_drop on this thread does not wait for itself.
+ * The slots whose wakers this thread is running right now, innermost first:
+ * a list of frames on this thread's stack, so any nesting depth is tracked
+ * and mempipe__slot_drop on this thread never waits for itself.
  */
-#define NEST_MAX 16
-static _Thread_local const struct mempipe__slot *nest[NEST_MAX];
-static _Thread_local unsigned nest_depth;
+struct calling_frame {
+    const struct mempipe__slot *slot;
+    struct calling_frame *outer;
+};
+static _Thread_local struct calling_frame *calling_now;
 
 static inline void cpu_relax(void)
 {
@@ -99,11 +104,11 @@ void mempipe__slot_wake(struct mempipe__slot *s)
      * holder of BUSY (a dropper checks `calling` after taking BUSY). */
     atomic_store_explicit(&s->state, SLOT_EMPTY, memory_order_release);
 
-    if (nest_depth < NEST_MAX)
-        nest[nest_depth] = s;
-    nest_depth++;
+    MEMPIPE__PROBE3(wake, s, w.wake, w.ctx); /* trace.h: slot, not end */
+    struct calling_frame frame = {s, calling_now};
+    calling_now = &frame;
     w.wake(w.ctx);
-    nest_depth--;
+    calling_now = frame.outer;
     /* Release: the waker's effects happen before a dropper's return. */
     atomic_fetch_sub_explicit(&s->calling, 1, memory_order_release);
 }
@@ -116,9 +121,8 @@ void mempipe__slot_drop(struct mempipe__slot *s)
     atomic_store_explicit(&s->state, SLOT_EMPTY, memory_order_release);
 
     unsigned mine = 0;
-    unsigned depth = nest_depth < NEST_MAX ? nest_depth : NEST_MAX;
-    for (unsigned i = 0; i < depth; i++)
-        mine += nest[i] == s;
+    for (const struct calling_frame *f = calling_now; f != NULL; f = f->outer)
+        mine += f->slot == s;
     /* Acquire: pairs with the takers' release decrement. */
     while (atomic_load_explicit(&s->calling, memory_order_acquire) > mine)
         sched_yield();

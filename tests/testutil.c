@@ -11,8 +11,8 @@ void tu_assert_rc(long long expected, long long actual, const char *expr,
     const char *en = expected < 0 && expected > -4096
                          ? mempipe_strerror((int)expected)
                          : "count";
-    const char *an = actual < 0 && actual > -4096 ? mempipe_strerror((int)actual)
-                                                  : "count";
+    const char *an =
+        actual < 0 && actual > -4096 ? mempipe_strerror((int)actual) : "count";
     fprintf(stderr, "%s:%d: %s: expected %lld (%s), got %lld (%s)\n", file,
             line, expr, expected, en, actual, an);
     fail_msg("%s: expected %lld, got %lld", expr, expected, actual);

@@ -1,0 +1,135 @@
+/*
+ * mempipe_bench: shared pieces of the benchmark program.
+ *
+ * Every workload runs for mempipe and, in the same invocation, for the
+ * kernel's pipe(2) and socketpair(AF_UNIX, SOCK_STREAM), with memcpy as the
+ * physical limit. A workload reports one value per run; the table shows the
+ * median of the runs, their min-max spread, and the ratio to the best kernel
+ * baseline of the same workload and placement, taken from the same
+ * invocation so that a noisy machine moves both sides of the ratio alike.
+ */
+#ifndef MEMPIPE_BENCH_H
+#define MEMPIPE_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+
+#define MAX_RUNS 16
+
+/* The implementations compared; memcpy only appears in its own rows. */
+enum impl { IMPL_MEMPIPE, IMPL_PIPE, IMPL_SOCKET, IMPL_COUNT };
+
+/* Where the two threads of W1/W1s/W2 run. */
+enum placement { PL_ASIS, PL_SPLIT, PL_ONE, PL_COUNT };
+
+/* Whether a bigger value is better (GB/s) or worse (us per round trip). */
+enum sense { HIGHER_BETTER, LOWER_BETTER };
+
+struct opts {
+    bool quick;
+    int runs;            /* runs per row; the median is reported */
+    unsigned only;       /* bit per workload (W_*); all when 0 */
+    unsigned impls;      /* bit per enum impl */
+    uint64_t w3_iters;   /* W3 pairs per run */
+    bool w3_iters_given; /* --w3-iters: no warm-up scaling, for callgrind */
+};
+
+enum {
+    W_MEMCPY = 1u << 0,
+    W_W1 = 1u << 1,
+    W_W1S = 1u << 2,
+    W_W2 = 1u << 3,
+    W_W3 = 1u << 4,
+    W_W4 = 1u << 5,
+    W_W5 = 1u << 6,
+};
+
+/* One measurement: the workload's value plus its steady-state allocations. */
+struct sample {
+    double value;
+    uint64_t allocs; /* allocations in the counted window */
+    uint64_t ops;    /* operations in the counted window */
+};
+
+/* The outcome of all runs of one (workload, placement, impl). */
+struct row {
+    const char *id;        /* "W1", "W5mem", ...: for the targets summary */
+    const char *workload;  /* what the table shows */
+    const char *placement; /* "-" where it does not apply */
+    const char *impl;
+    const char *unit;
+    enum sense sense;
+    int n;
+    double v[MAX_RUNS];
+    uint64_t allocs, ops; /* summed over the runs; ops 0: not counted */
+    double limit;         /* value of the physical limit, 0 if none */
+};
+
+/* ---- sys.c: clock, machine facts, pinning, the counting allocator ----- */
+
+/* Wall clock, for the two-thread rows (thread start to join). */
+double now_sec(void);
+/*
+ * The calling thread's CPU time (user + system), for the one-thread rows:
+ * time spent descheduled by the neighbours of a shared machine does not
+ * count, time in the kernel's read/write does.
+ */
+double cpu_sec(void);
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void print_machine(void);
+/* The first two CPUs this process may run on; b == a when only one. */
+void bench_cpus(int *a, int *b);
+/* Pins the calling thread to cpu; -1 leaves it alone. */
+void pin_self(int cpu);
+/* Resident set size of the process in bytes, from /proc/self/statm. */
+size_t rss_bytes(void);
+/* Installs the counting allocator; must run before any pipe is made. */
+void count_alloc_install(void);
+uint64_t count_allocs(void);    /* allocations (and growths) so far */
+int64_t count_live_bytes(void); /* bytes allocated and not yet freed */
+/*
+ * A pipe(2) pair with F_SETPIPE_SZ 64 KiB; nonblock sets O_NONBLOCK.
+ * pipe_size_refused counts pipes whose F_SETPIPE_SZ failed.
+ */
+extern unsigned long pipe_size_refused;
+void make_pipe(int fds[2], bool nonblock);
+void make_socketpair(int fds[2], bool nonblock);
+/* write(2)/read(2) helpers that retry short transfers; die on error. */
+void fd_write_all(int fd, const void *buf, size_t len);
+void fd_read_exact(int fd, void *buf, size_t len);
+
+/* ---- table.c: rows, statistics, the printed table -------------------- */
+
+extern const char *const impl_name[IMPL_COUNT];
+extern const char *const placement_name[PL_COUNT];
+double row_median(const struct row *r);
+double row_min(const struct row *r);
+double row_max(const struct row *r);
+void row_add(struct row *r, const struct sample *s);
+void table_header(const struct opts *o);
+/* Prints rows[0..n) with ratios to the best kernel row among them. */
+void table_group(const struct row *rows, int n);
+void table_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Remembers a row for the targets summary printed at the end. */
+void table_keep(const struct row *r);
+void table_targets(void);
+
+/* ---- the workloads, one file each ------------------------------------ */
+
+/* memcpy.c: fills *cached_gbps with the cache-resident copy rate. */
+void run_memcpy(const struct opts *o, double *cached_gbps);
+/* threads.c: W1, W1s, W2 in three placements. */
+void run_w1(const struct opts *o, size_t chunk, double limit);
+void run_w2(const struct opts *o);
+/* single.c: W3, W4. */
+void run_w3(const struct opts *o);
+void run_w4(const struct opts *o, double limit);
+/* many.c: W5. */
+void run_w5(const struct opts *o);
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * The one-thread workloads, where no thread ever waits:
+ *
+ *   W3   ops: mempipe_poll_write 64 B then mempipe_poll_read 64 B,
+ *        10,000,000 times, each moving exactly 64 B. Nanoseconds per
+ *        write+read pair: the fixed cost of a call.
+ *   W4   bulk: a 64 KiB poll_write, then read it all back, through a 64 KiB
+ *        duplex until 1 GiB has moved. GB/s: the copy path.
+ *
+ * The kernel runs the same loops with write(2)/read(2) on a non-blocking
+ * pipe (64 KiB) and socketpair.
+ */
+#include "bench.h"
+
+#include <mempipe.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CAPACITY   (64 * KIB)
+#define MSG        64
+#define BULK       (64 * KIB)
+#define WARM_PAIRS 10000
+
+/* The connection of one run: a mempipe duplex, or one fd each way. */
+struct conn {
+    enum impl impl;
+    mempipe *a, *b;
+    int wfd, rfd;
+    int fds[2];
+};
+
+static void conn_open(struct conn *c, enum impl impl)
+{
+    memset(c, 0, sizeof *c);
+    c->impl = impl;
+    if (impl == IMPL_MEMPIPE) {
+        int rc = mempipe_duplex(CAPACITY, &c->a, &c->b);
+        if (rc != 0)
+            die("mempipe_duplex: %s", mempipe_strerror(rc));
+        return;
+    }
+    if (impl == IMPL_PIPE) {
+        make_pipe(c->fds, true);
+        c->rfd = c->fds[0];
+        c->wfd = c->fds[1];
+    } else {
+        make_socketpair(c->fds, true);
+        c->wfd = c->fds[0];
+        c->rfd = c->fds[1];
+    }
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->impl == IMPL_MEMPIPE) {
+        mempipe_close(c->a);
+        mempipe_close(c->b);
+        return;
+    }
+    close(c->fds[0]);
+    close(c->fds[1]);
+}
+
+static size_t conn_write(struct conn *c, const void *buf, size_t len)
+{
+    ssize_t n = c->impl == IMPL_MEMPIPE
+                    ? mempipe_poll_write(c->a, buf, len, NULL)
+                    : write(c->wfd, buf, len);
+    if (n <= 0)
+        die("%s write: %zd (%s)", impl_name[c->impl], n,
+            c->impl == IMPL_MEMPIPE ? mempipe_strerror((int)n)
+                                    : strerror(errno));
+    return (size_t)n;
+}
+
+static size_t conn_read(struct conn *c, void *buf, size_t len)
+{
+    ssize_t n = c->impl == IMPL_MEMPIPE
+                    ? mempipe_poll_read(c->b, buf, len, NULL)
+                    : read(c->rfd, buf, len);
+    if (n <= 0)
+        die("%s read: %zd (%s)", impl_name[c->impl], n,
+            c->impl == IMPL_MEMPIPE ? mempipe_strerror((int)n)
+                                    : strerror(errno));
+    return (size_t)n;
+}
+
+/* ---- W3 ---------------------------------------------------------------- */
+
+/*
+ * The mempipe loop is written out rather than going through conn_write so
+ * that the instructions counted per pair (make callgrind) are the library's
+ * plus a compare and a branch per call, not the bench's dispatch.
+ */
+static void w3_mempipe(mempipe *a, mempipe *b, uint64_t iters)
+{
+    unsigned char out[MSG], in[MSG];
+    memset(out, 0x3c, sizeof out);
+    for (uint64_t i = 0; i < iters; i++) {
+        if (mempipe_poll_write(a, out, MSG, NULL) != MSG)
+            die("W3: poll_write did not take 64 B at pair %llu",
+                (unsigned long long)i);
+        if (mempipe_poll_read(b, in, MSG, NULL) != MSG)
+            die("W3: poll_read did not give 64 B at pair %llu",
+                (unsigned long long)i);
+    }
+}
+
+static void w3_fd(struct conn *c, uint64_t iters)
+{
+    unsigned char out[MSG], in[MSG];
+    memset(out, 0x3c, sizeof out);
+    for (uint64_t i = 0; i < iters; i++) {
+        if (write(c->wfd, out, MSG) != MSG || read(c->rfd, in, MSG) != MSG)
+            die("W3: %s did not move 64 B at pair %llu: %s", impl_name[c->impl],
+                (unsigned long long)i, strerror(errno));
+    }
+}
+
+static struct sample w3_once(const struct opts *o, enum impl impl)
+{
+    uint64_t iters = o->w3_iters;
+    /*
+     * The warm-up lets the ring grow its segments to their final size (a
+     * few thousand pairs), so the counted window is steady state. It is
+     * fixed under --w3-iters, so that callgrind's N and 2N runs differ by
+     * exactly N pairs.
+     */
+    uint64_t warm = WARM_PAIRS;
+    if (!o->w3_iters_given && iters / 100 > warm)
+        warm = iters / 100;
+    struct conn c;
+    conn_open(&c, impl);
+    if (impl == IMPL_MEMPIPE)
+        w3_mempipe(c.a, c.b, warm);
+    else
+        w3_fd(&c, warm);
+
+    uint64_t a0 = count_allocs();
+    double t0 = cpu_sec();
+    if (impl == IMPL_MEMPIPE)
+        w3_mempipe(c.a, c.b, iters);
+    else
+        w3_fd(&c, iters);
+    double dt = cpu_sec() - t0;
+    struct sample s = {dt / (double)iters * 1e9, count_allocs() - a0, iters};
+    if (impl != IMPL_MEMPIPE)
+        s.allocs = s.ops = 0;
+    conn_close(&c);
+    return s;
+}
+
+void run_w3(const struct opts *o)
+{
+    struct row rows[IMPL_COUNT];
+    for (int i = 0; i < IMPL_COUNT; i++)
+        rows[i] = (struct row){
+            .id = "W3",
+            .workload = "W3 poll 64 B write+read",
+            .placement = "-",
+            .impl = impl_name[i],
+            .unit = "ns/pair",
+            .sense = LOWER_BETTER,
+        };
+    for (int r = 0; r < o->runs; r++)
+        for (int i = 0; i < IMPL_COUNT; i++) {
+            if (!(o->impls & (1u << i)))
+                continue;
+            struct sample s = w3_once(o, i);
+            row_add(&rows[i], &s);
+        }
+    table_group(rows, IMPL_COUNT);
+}
+
+/* ---- W4 ---------------------------------------------------------------- */
+
+/* Writes up to 64 KiB and reads every byte of it back; returns the count. */
+static size_t w4_step(struct conn *c, const unsigned char *out,
+                      unsigned char *in)
+{
+    size_t n = conn_write(c, out, BULK);
+    for (size_t got = 0; got < n;)
+        got += conn_read(c, in, BULK);
+    return n;
+}
+
+static struct sample w4_once(enum impl impl, size_t total)
+{
+    unsigned char *out = malloc(BULK), *in = malloc(BULK);
+    if (out == NULL || in == NULL)
+        die("out of memory");
+    memset(out, 0xa5, BULK);
+    memset(in, 0, BULK);
+    struct conn c;
+    conn_open(&c, impl);
+    for (int i = 0; i < 16; i++) /* warm-up: 1 MiB */
+        w4_step(&c, out, in);
+
+    uint64_t a0 = count_allocs(), steps = 0;
+    size_t moved = 0;
+    double t0 = cpu_sec();
+    for (; moved < total; steps++)
+        moved += w4_step(&c, out, in);
+    double dt = cpu_sec() - t0;
+    if (in[BULK - 1] != 0xa5)
+        die("W4: wrong bytes read back");
+    struct sample s = {(double)moved / dt / 1e9, count_allocs() - a0, steps};
+    if (impl != IMPL_MEMPIPE)
+        s.allocs = s.ops = 0;
+    conn_close(&c);
+    free(out);
+    free(in);
+    return s;
+}
+
+void run_w4(const struct opts *o, double limit)
+{
+    size_t total = o->quick ? 64 * MIB : GIB;
+    struct row rows[IMPL_COUNT];
+    for (int i = 0; i < IMPL_COUNT; i++)
+        rows[i] = (struct row){
+            .id = "W4",
+            .workload = "W4 1-thread bulk, 64 KiB",
+            .placement = "-",
+            .impl = impl_name[i],
+            .unit = "GB/s",
+            .sense = HIGHER_BETTER,
+            .limit = limit,
+        };
+    for (int r = 0; r < o->runs; r++)
+        for (int i = 0; i < IMPL_COUNT; i++) {
+            if (!(o->impls & (1u << i)))
+                continue;
+            struct sample s = w4_once(i, total);
+            row_add(&rows[i], &s);
+        }
+    table_group(rows, IMPL_COUNT);
+}

@@ -1,0 +1,367 @@
+/*
+ * The two-thread workloads, each in three placements (as is, split across
+ * two cores, both on one core):
+ *
+ *   W1   bulk: 1 GiB written in 64 KiB blocking writes, then shutdown; the
+ *        reader reads into a 64 KiB buffer until EOF. GB/s from thread start
+ *        to both joined. W1s is the same with 4 KiB writes and reads.
+ *   W2   ping-pong: A writes 64 B, B reads all 64 and writes them back, A
+ *        reads all 64; 200,000 round trips. Microseconds per round trip.
+ *
+ * mempipe uses one 64 KiB duplex and its blocking calls; pipe(2) one pipe
+ * per direction (64 KiB each); socketpair one blocking AF_UNIX stream pair.
+ */
+#include "bench.h"
+
+#include <mempipe.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CAPACITY (64 * KIB)
+#define MSG      64
+#define W2_WARM  4000
+
+/* One thread's view of a connection: mempipe end, or read/write fds. */
+struct side {
+    enum impl impl;
+    mempipe *mp;
+    int rfd, wfd;
+};
+
+struct link {
+    struct side a, b;
+};
+
+static void link_open(struct link *l, enum impl impl)
+{
+    memset(l, 0, sizeof *l);
+    l->a.impl = l->b.impl = impl;
+    l->a.rfd = l->a.wfd = l->b.rfd = l->b.wfd = -1;
+    if (impl == IMPL_MEMPIPE) {
+        int rc = mempipe_duplex(CAPACITY, &l->a.mp, &l->b.mp);
+        if (rc != 0)
+            die("mempipe_duplex: %s", mempipe_strerror(rc));
+    } else if (impl == IMPL_PIPE) {
+        int ab[2], ba[2];
+        make_pipe(ab, false);
+        make_pipe(ba, false);
+        l->a.wfd = ab[1];
+        l->b.rfd = ab[0];
+        l->b.wfd = ba[1];
+        l->a.rfd = ba[0];
+    } else {
+        int s[2];
+        make_socketpair(s, false);
+        l->a.rfd = l->a.wfd = s[0];
+        l->b.rfd = l->b.wfd = s[1];
+    }
+}
+
+static void side_close(struct side *s)
+{
+    mempipe_close(s->mp);
+    if (s->wfd >= 0 && s->wfd != s->rfd)
+        close(s->wfd);
+    if (s->rfd >= 0)
+        close(s->rfd);
+}
+
+static void link_close(struct link *l)
+{
+    side_close(&l->a);
+    side_close(&l->b);
+}
+
+static void side_write_all(struct side *s, const void *buf, size_t len)
+{
+    if (s->impl != IMPL_MEMPIPE) {
+        fd_write_all(s->wfd, buf, len);
+        return;
+    }
+    ssize_t n = mempipe_write(s->mp, buf, len);
+    if (n != (ssize_t)len)
+        die("mempipe_write: %zd of %zu (%s)", n, len,
+            n < 0 ? mempipe_strerror((int)n) : "short");
+}
+
+/* Up to len bytes; 0 at EOF. */
+static size_t side_read(struct side *s, void *buf, size_t len)
+{
+    ssize_t n;
+    if (s->impl == IMPL_MEMPIPE) {
+        n = mempipe_read(s->mp, buf, len);
+        if (n < 0)
+            die("mempipe_read: %s", mempipe_strerror((int)n));
+        return (size_t)n;
+    }
+    do
+        n = read(s->rfd, buf, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        die("read: %s", strerror(errno));
+    return (size_t)n;
+}
+
+/* Exactly len bytes; false at EOF before the first byte. */
+static bool side_read_exact(struct side *s, void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    for (size_t got = 0; got < len;) {
+        size_t n = side_read(s, p + got, len - got);
+        if (n == 0) {
+            if (got == 0)
+                return false;
+            die("EOF after %zu of %zu bytes", got, len);
+        }
+        got += n;
+    }
+    return true;
+}
+
+static void side_shutdown(struct side *s)
+{
+    if (s->impl == IMPL_MEMPIPE) {
+        mempipe_shutdown(s->mp);
+    } else if (s->impl == IMPL_PIPE) {
+        close(s->wfd);
+        s->wfd = -1;
+    } else if (shutdown(s->wfd, SHUT_WR) != 0) {
+        die("shutdown: %s", strerror(errno));
+    }
+}
+
+/* ---- W1 / W1s ---------------------------------------------------------- */
+
+struct w1_arg {
+    struct side *s;
+    int cpu;
+    size_t chunk, total, warm; /* warm: chunks before the counted window */
+    uint64_t allocs, ops;
+};
+
+/* Stream byte p is (p % chunk) % 251: cheap to check at any offset. */
+static unsigned char pattern_at(size_t p, size_t chunk)
+{
+    return (unsigned char)(p % chunk % 251);
+}
+
+static void *w1_writer(void *arg)
+{
+    struct w1_arg *a = arg;
+    pin_self(a->cpu);
+    unsigned char *buf = malloc(a->chunk);
+    if (buf == NULL)
+        die("out of memory");
+    for (size_t i = 0; i < a->chunk; i++)
+        buf[i] = pattern_at(i, a->chunk);
+    size_t chunks = a->total / a->chunk;
+    uint64_t a0 = 0;
+    for (size_t i = 0; i < chunks; i++) {
+        if (i == a->warm)
+            a0 = count_allocs();
+        side_write_all(a->s, buf, a->chunk);
+    }
+    a->allocs = count_allocs() - a0;
+    a->ops = chunks - a->warm;
+    side_shutdown(a->s);
+    free(buf);
+    return NULL;
+}
+
+static void *w1_reader(void *arg)
+{
+    struct w1_arg *a = arg;
+    pin_self(a->cpu);
+    unsigned char *buf = malloc(a->chunk);
+    if (buf == NULL)
+        die("out of memory");
+    size_t pos = 0, n;
+    while ((n = side_read(a->s, buf, a->chunk)) > 0) {
+        if (buf[0] != pattern_at(pos, a->chunk))
+            die("W1: wrong byte at offset %zu", pos);
+        pos += n;
+    }
+    if (pos != a->total)
+        die("W1: read %zu of %zu bytes", pos, a->total);
+    free(buf);
+    return NULL;
+}
+
+static void placement_cpus(enum placement pl, int *c0, int *c1)
+{
+    int a, b;
+    bench_cpus(&a, &b);
+    *c0 = *c1 = -1;
+    if (pl == PL_SPLIT) {
+        *c0 = a;
+        *c1 = b;
+    } else if (pl == PL_ONE) {
+        *c0 = *c1 = a;
+    }
+}
+
+static void spawn2(void *(*f0)(void *), void *a0, void *(*f1)(void *), void *a1)
+{
+    pthread_t t0, t1;
+    int rc = pthread_create(&t0, NULL, f0, a0);
+    if (rc == 0)
+        rc = pthread_create(&t1, NULL, f1, a1);
+    if (rc != 0)
+        die("pthread_create: %s", strerror(rc));
+    pthread_join(t0, NULL);
+    pthread_join(t1, NULL);
+}
+
+static struct sample w1_once(enum impl impl, enum placement pl, size_t chunk,
+                             size_t total)
+{
+    struct link l;
+    link_open(&l, impl);
+    struct w1_arg w = {.s = &l.a, .chunk = chunk, .total = total};
+    struct w1_arg r = {.s = &l.b, .chunk = chunk, .total = total};
+    w.warm = total / chunk / 16; /* the first 1/16 warms up */
+    placement_cpus(pl, &w.cpu, &r.cpu);
+
+    double t0 = now_sec();
+    spawn2(w1_writer, &w, w1_reader, &r);
+    double dt = now_sec() - t0;
+    link_close(&l);
+    struct sample s = {(double)total / dt / 1e9, w.allocs, w.ops};
+    if (impl != IMPL_MEMPIPE)
+        s.allocs = s.ops = 0; /* the hook sees only mempipe's allocations */
+    return s;
+}
+
+static bool placement_possible(enum placement pl)
+{
+    int a, b;
+    bench_cpus(&a, &b);
+    return pl != PL_SPLIT || a != b;
+}
+
+void run_w1(const struct opts *o, size_t chunk, double limit)
+{
+    size_t total = o->quick ? 64 * MIB : GIB;
+    bool small = chunk != 64 * KIB;
+    for (int pl = 0; pl < PL_COUNT; pl++) {
+        if (!placement_possible(pl)) {
+            table_note("split placement skipped: one usable CPU");
+            continue;
+        }
+        struct row rows[IMPL_COUNT];
+        for (int i = 0; i < IMPL_COUNT; i++)
+            rows[i] = (struct row){
+                .id = small ? "W1s" : "W1",
+                .workload =
+                    small ? "W1s bulk, 4 KiB calls" : "W1 bulk, 64 KiB calls",
+                .placement = placement_name[pl],
+                .impl = impl_name[i],
+                .unit = "GB/s",
+                .sense = HIGHER_BETTER,
+                .limit = limit,
+            };
+        /* Runs interleave the impls so slow phases of a shared machine
+         * hit all of them alike. */
+        for (int r = 0; r < o->runs; r++)
+            for (int i = 0; i < IMPL_COUNT; i++) {
+                if (!(o->impls & (1u << i)))
+                    continue;
+                struct sample s = w1_once(i, pl, chunk, total);
+                row_add(&rows[i], &s);
+            }
+        table_group(rows, IMPL_COUNT);
+    }
+}
+
+/* ---- W2 ---------------------------------------------------------------- */
+
+struct w2_arg {
+    struct side *s;
+    int cpu;
+    size_t trips, warm;
+    uint64_t allocs, ops;
+};
+
+static void *w2_pinger(void *arg)
+{
+    struct w2_arg *a = arg;
+    pin_self(a->cpu);
+    unsigned char msg[MSG], back[MSG];
+    uint64_t a0 = 0;
+    for (size_t i = 0; i < a->trips; i++) {
+        if (i == a->warm)
+            a0 = count_allocs();
+        memset(msg, (int)(i & 0xff), sizeof msg);
+        side_write_all(a->s, msg, MSG);
+        if (!side_read_exact(a->s, back, MSG) || back[MSG - 1] != msg[0])
+            die("W2: bad echo in round trip %zu", i);
+    }
+    a->allocs = count_allocs() - a0;
+    a->ops = a->trips - a->warm;
+    side_shutdown(a->s);
+    return NULL;
+}
+
+static void *w2_ponger(void *arg)
+{
+    struct w2_arg *a = arg;
+    pin_self(a->cpu);
+    unsigned char msg[MSG];
+    while (side_read_exact(a->s, msg, MSG))
+        side_write_all(a->s, msg, MSG);
+    return NULL;
+}
+
+static struct sample w2_once(enum impl impl, enum placement pl, size_t trips)
+{
+    struct link l;
+    link_open(&l, impl);
+    /* The warm-up covers the ring's segment growth (about 2,000 messages
+     * per direction) so that the counted window is steady state. */
+    struct w2_arg a = {.s = &l.a, .trips = trips, .warm = trips / 20};
+    if (a.warm < W2_WARM)
+        a.warm = W2_WARM;
+    struct w2_arg b = {.s = &l.b};
+    placement_cpus(pl, &a.cpu, &b.cpu);
+
+    double t0 = now_sec();
+    spawn2(w2_pinger, &a, w2_ponger, &b);
+    double dt = now_sec() - t0;
+    link_close(&l);
+    struct sample s = {dt / (double)trips * 1e6, a.allocs, a.ops};
+    if (impl != IMPL_MEMPIPE)
+        s.allocs = s.ops = 0;
+    return s;
+}
+
+void run_w2(const struct opts *o)
+{
+    size_t trips = o->quick ? 20000 : 200000;
+    for (int pl = 0; pl < PL_COUNT; pl++) {
+        if (!placement_possible(pl))
+            continue;
+        struct row rows[IMPL_COUNT];
+        for (int i = 0; i < IMPL_COUNT; i++)
+            rows[i] = (struct row){
+                .id = "W2",
+                .workload = "W2 ping-pong, 64 B",
+                .placement = placement_name[pl],
+                .impl = impl_name[i],
+                .unit = "us/round trip",
+                .sense = LOWER_BETTER,
+            };
+        for (int r = 0; r < o->runs; r++)
+            for (int i = 0; i < IMPL_COUNT; i++) {
+                if (!(o->impls & (1u << i)))
+                    continue;
+                struct sample s = w2_once(i, pl, trips);
+                row_add(&rows[i], &s);
+            }
+        table_group(rows, IMPL_COUNT);
+    }
+}
