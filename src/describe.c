@@ -58,14 +58,14 @@ static int put_pipe(char *buf, size_t len, size_t *at, const char *label,
     size_t used = mempipe__pipe_readable(p);
     /* rpos and wpos are loaded one after the other; while both sides run,
      * their difference can exceed what was ever buffered. L <= M always. */
-    if (used > p->cap)
-        used = p->cap;
+    if (used > p->ring.cap)
+        used = p->ring.cap;
     char *dst = *at < len ? buf + *at : NULL;
     size_t room = *at < len ? len - *at : 0;
-    int n =
-        snprintf(dst, room, " %s=%zu/%zu %s wakers=%c%c", label, used, p->cap,
-                 state_name(flags), mempipe__slot_full(&p->rd) ? 'r' : '-',
-                 mempipe__slot_full(&p->wr) ? 'w' : '-');
+    int n = snprintf(dst, room, " %s=%zu/%zu %s wakers=%c%c", label, used,
+                     p->ring.cap, state_name(flags),
+                     mempipe__slot_full(&p->rd) ? 'r' : '-',
+                     mempipe__slot_full(&p->wr) ? 'w' : '-');
     if (n < 0)
         return -1;
     *at += (size_t)n;

@@ -222,5 +222,5 @@ size_t mempipe_capacity(const mempipe *end)
 {
     if (end == NULL)
         return 0;
-    return end->tx != NULL ? end->tx->cap : end->rx->cap;
+    return end->tx != NULL ? end->tx->ring.cap : end->rx->ring.cap;
 }

@@ -106,7 +106,8 @@ static bool can_read(const struct mempipe__pipe *p)
 static bool can_write(const struct mempipe__pipe *p)
 {
     /* Either close flag makes a write return -EPIPE at once: ready. */
-    return mempipe__pipe_flags(p) != 0 || mempipe__pipe_readable(p) < p->cap;
+    return mempipe__pipe_flags(p) != 0 ||
+           mempipe__pipe_readable(p) < p->ring.cap;
 }
 
 /* ---- the kernel objects ------------------------------------------------- */

@@ -17,12 +17,12 @@
 #include "pipe.h"
 
 #include <errno.h>
+#include <stdint.h>
 
 void mempipe__pipe_init(struct mempipe__pipe *p, size_t cap)
 {
-    mempipe__ring_init(&p->ring, cap);
+    mempipe__ring_init(&p->ring, cap); /* M lives in ring.cap */
     atomic_init(&p->flags, 0);
-    p->cap = cap;
     mempipe__slot_init(&p->rd);
     mempipe__slot_init(&p->wr);
     atomic_init(&p->watch, NULL);
@@ -115,6 +115,14 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
     }
 }
 
+ssize_t mempipe__pipe_write(struct mempipe__pipe *p, const void *buf,
+                            size_t len, const mempipe_waker *w)
+{
+    /* A single slice; the cast drops const only for struct iovec's sake. */
+    struct iovec one = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+    return mempipe__pipe_writev(p, &one, 1, len, w);
+}
+
 void mempipe__pipe_close_write(struct mempipe__pipe *p)
 {
     /* The flag first: it makes the writer's next call fail with -EPIPE.
@@ -152,7 +160,7 @@ size_t mempipe__pipe_readable(const struct mempipe__pipe *p)
     /* rpos and wpos are two loads: while both sides run, the difference can
      * overshoot; L never exceeds M (R1). */
     size_t used = mempipe__ring_used(&p->ring);
-    return used > p->cap ? p->cap : used;
+    return used > p->ring.cap ? p->ring.cap : used;
 }
 
 size_t mempipe__pipe_writable(const struct mempipe__pipe *p)
@@ -160,7 +168,7 @@ size_t mempipe__pipe_writable(const struct mempipe__pipe *p)
     if (atomic_load_explicit(&p->flags, memory_order_acquire) != 0)
         return 0;
     size_t used = mempipe__ring_used(&p->ring);
-    return used >= p->cap ? 0 : p->cap - used;
+    return used >= p->ring.cap ? 0 : p->ring.cap - used;
 }
 
 unsigned mempipe__pipe_flags(const struct mempipe__pipe *p)

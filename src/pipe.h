@@ -23,12 +23,13 @@ struct mempipe__pipe {
     struct mempipe__ring ring;
     /* Shared line: read on every call, written only on state changes. */
     _Alignas(MEMPIPE__CACHELINE) atomic_uint flags;
-    size_t cap;              /* M */
     struct mempipe__slot rd; /* the reader's waker */
     struct mempipe__slot wr; /* the writer's waker */
-    /* Pollable fds (fd.c): NULL until an end asks for one; set once. Its own
-     * line, never written after, so the check stays an L1 hit. */
-    _Alignas(MEMPIPE__CACHELINE) _Atomic(struct mempipe__fdwatch *) watch;
+    /* Pollable fds (fd.c): NULL until an end asks for one; set once. On the
+     * shared line, which is written only on state changes and registrations,
+     * so the check is normally an L1 hit and costs no extra line per pipe.
+     * (The capacity M is ring.cap.) */
+    _Atomic(struct mempipe__fdwatch *) watch;
 };
 
 void mempipe__pipe_init(struct mempipe__pipe *p, size_t cap);
@@ -43,6 +44,10 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
  */
 ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
                              int iovcnt, size_t total, const mempipe_waker *w);
+
+/* Writer role: the general path for one buffer. */
+ssize_t mempipe__pipe_write(struct mempipe__pipe *p, const void *buf,
+                            size_t len, const mempipe_waker *w);
 
 /* Any thread. Write-closes and wakes both roles (R17, R18). Idempotent. */
 void mempipe__pipe_close_write(struct mempipe__pipe *p);
@@ -88,8 +93,7 @@ static inline ssize_t mempipe__pipe_write1(struct mempipe__pipe *p,
         mempipe__pipe_fd_hook(p);
         return (ssize_t)len;
     }
-    struct iovec one = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
-    return mempipe__pipe_writev(p, &one, 1, len, w);
+    return mempipe__pipe_write(p, buf, len, w);
 }
 
 static inline ssize_t mempipe__pipe_read1(struct mempipe__pipe *p, void *buf,

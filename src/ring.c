@@ -23,8 +23,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MIN_SEG 256         /* data bytes of the first segment */
-#define MAX_SEG (64 * 1024) /* data bytes of the largest segment */
+#define MIN_SEG    256         /* data bytes of the first segment */
+#define MAX_SEG    (64 * 1024) /* data bytes of the largest segment */
+#define GROW_EAGER 4096        /* fresh segments double up to this size */
 
 void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
 {
@@ -42,8 +43,8 @@ void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
     r->head = &r->stub;
     r->rpos_seen = 0;
     r->wpos_seen = 0;
-    r->wdata = r->rdata = MEMPIPE__SEG_DATA(&r->stub);
-    r->wbase = r->rbase = 0;
+    r->wadj = r->radj = (uintptr_t)MEMPIPE__SEG_DATA(&r->stub);
+    r->rend = 0;
     r->wlimit = r->rlimit = 0; /* the stub holds nothing: general path */
 }
 
@@ -53,7 +54,7 @@ void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
  */
 static void set_wlimit(struct mempipe__ring *r)
 {
-    size_t seg_end = r->wbase + r->tail->cap;
+    size_t seg_end = r->tail->base + r->tail->cap;
     size_t room_end =
         r->cap > SIZE_MAX - r->rpos_seen ? SIZE_MAX : r->rpos_seen + r->cap;
     r->wlimit = seg_end < room_end ? seg_end : room_end;
@@ -121,11 +122,14 @@ static struct mempipe__seg *seg_get(struct mempipe__ring *r, size_t want)
         s->cap = r->seg_size;
         /*
          * A pipe that needs fresh segments is a busy one: let the next
-         * fresh segment be twice as large, so that small writes soon share
-         * large segments and segment switches become rare. A pipe used
-         * lightly keeps small segments.
+         * fresh segment be twice as large, up to GROW_EAGER, so that small
+         * writes soon share segments of a few KiB and segment switches are
+         * rare. Beyond that segments grow only when one write asks for more
+         * (above), so a pipe of small messages settles on two recycled
+         * segments and allocates nothing more.
          */
-        r->seg_size = grow(r, r->seg_size);
+        if (r->seg_size < GROW_EAGER)
+            r->seg_size = grow(r, r->seg_size);
     }
     s->next = NULL;
     return s;
@@ -180,8 +184,7 @@ ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
         }
     }
 out:
-    r->wdata = MEMPIPE__SEG_DATA(t);
-    r->wbase = t->base;
+    r->wadj = (uintptr_t)MEMPIPE__SEG_DATA(t) - t->base;
     set_wlimit(r);
     if (done == 0)
         return max == 0 ? 0 : -ENOMEM;
@@ -219,8 +222,8 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
             seg_put(r, h);
             h = n;
             r->head = n;
-            r->rdata = MEMPIPE__SEG_DATA(n);
-            r->rbase = n->base;
+            r->radj = (uintptr_t)MEMPIPE__SEG_DATA(n) - n->base;
+            r->rend = n->base + n->cap;
             continue;
         }
         size_t c = h->cap - off;

@@ -24,6 +24,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -46,33 +47,34 @@ struct mempipe__ring {
      * Producer's cache line: written on every write. wlimit is the stream
      * position up to which the producer may write without looking at
      * anything else: min(end of the tail segment, rpos_seen + capacity).
-     * The fast path is one compare against it.
+     * The fast path is one compare against it. wadj is the tail segment's
+     * data address minus its stream position, so that position p lives at
+     * address wadj + p (unsigned arithmetic, no out-of-range pointer).
      */
     _Alignas(MEMPIPE__CACHELINE) atomic_size_t wpos; /* | RING_CLOSED */
     size_t wnext; /* producer's own copy of the position, without the bit */
     size_t wlimit;
-    unsigned char *wdata;      /* tail segment's bytes */
-    size_t wbase;              /* tail segment's stream position */
+    uintptr_t wadj;
     struct mempipe__seg *tail; /* producer-owned */
     size_t rpos_seen;          /* producer's last view of rpos */
     size_t seg_size;           /* data size of the next fresh segment */
-    size_t cap;                /* capacity M, for wlimit */
 
     /*
      * Consumer's cache line: written on every read. rlimit is the position
      * up to which the consumer may read without looking at anything else:
-     * min(end of the head segment, wpos_seen).
+     * min(rend, wpos_seen), with rend the end of the head segment.
      */
     _Alignas(MEMPIPE__CACHELINE) atomic_size_t rpos;
     size_t rlimit;
-    unsigned char *rdata;      /* head segment's bytes */
-    size_t rbase;              /* head segment's stream position */
+    uintptr_t radj;            /* as wadj, for the head segment */
+    size_t rend;               /* stream position just past the head */
     struct mempipe__seg *head; /* consumer-owned */
     size_t wpos_seen;          /* consumer's last view of wpos, no bit */
 
     /* Shared, rarely written. */
     _Alignas(MEMPIPE__CACHELINE) _Atomic(struct mempipe__seg *) spare;
-    size_t max_seg; /* largest segment data size: min(capacity, 64 KiB) */
+    size_t cap;               /* capacity M */
+    size_t max_seg;           /* largest segment: min(capacity, 64 KiB) */
     struct mempipe__seg stub; /* empty head/tail before the first write */
 };
 
@@ -148,6 +150,35 @@ static inline int mempipe__ring_publish(struct mempipe__ring *r, size_t pos,
  */
 
 /*
+ * Copies n bytes. Up to 64 bytes inline, as at most two overlapping
+ * fixed-size moves (no call, no loop: the small messages of protocol
+ * tests); above that, libc's memcpy.
+ */
+static inline void mempipe__copy(unsigned char *d, const unsigned char *s,
+                                 size_t n)
+{
+    if (n > 64) {
+        memcpy(d, s, n);
+    } else if (n >= 32) {
+        memcpy(d, s, 32);
+        memcpy(d + n - 32, s + n - 32, 32);
+    } else if (n >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else if (n > 0) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
+/*
  * Producer: all len bytes if they fit under wlimit and the ring is open,
  * else 0 (the general path then decides). On success, a full barrier.
  */
@@ -157,15 +188,14 @@ static inline size_t mempipe__ring_put(struct mempipe__ring *r, const void *src,
     size_t pos = r->wnext;
     if (r->wlimit - pos < len)
         return 0;
-    memcpy(r->wdata + (pos - r->wbase), src, len);
+    mempipe__copy((unsigned char *)(r->wadj + pos), src, len);
     return mempipe__ring_publish(r, pos, len) ? len : 0;
 }
 
 /* Consumer: recomputes rlimit after wpos_seen or the head changed. */
 static inline void mempipe__ring_set_rlimit(struct mempipe__ring *r)
 {
-    size_t end = r->rbase + r->head->cap;
-    r->rlimit = r->wpos_seen - r->rbase < r->head->cap ? r->wpos_seen : end;
+    r->rlimit = r->wpos_seen < r->rend ? r->wpos_seen : r->rend;
 }
 
 /*
@@ -178,16 +208,18 @@ static inline size_t mempipe__ring_get(struct mempipe__ring *r, void *dst,
     size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
     size_t avail = r->rlimit - pos;
     if (avail < len) {
-        /* Acquire: pairs with the producer's release store of wpos. */
+        /* Acquire: pairs with the producer's publish of wpos. */
         r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire) &
                        ~MEMPIPE__RING_CLOSED;
         mempipe__ring_set_rlimit(r);
         avail = r->rlimit - pos;
+        /* Fewer than len here: all of them only if none lie beyond the
+         * head segment; and none at all is the general path's case. */
         if (avail < len && (avail == 0 || r->rlimit != r->wpos_seen))
             return 0;
     }
     size_t k = avail < len ? avail : len;
-    memcpy(dst, r->rdata + (pos - r->rbase), k);
+    mempipe__copy(dst, (const unsigned char *)(r->radj + pos), k);
     /* Release: our reads of the bytes happen before the space is reused. */
     atomic_store_explicit(&r->rpos, pos + k, memory_order_release);
     return k;
