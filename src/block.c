@@ -31,7 +31,10 @@ ssize_t mempipe_write(mempipe *end, const void *buf, size_t len)
     size_t done = 0;
     do {
         unsigned seen = mempipe__park_prepare(&end->wpark);
-        ssize_t n = mempipe_poll_write(end, p + done, len - done, &w);
+        /* p may be NULL when len is 0 (R14: still a call, for -EPIPE);
+         * NULL + 0 is undefined behaviour, so don't form it. */
+        ssize_t n = mempipe_poll_write(end, p == NULL ? NULL : p + done,
+                                       len - done, &w);
         if (n == -EAGAIN) {
             mempipe__park_wait(&end->wpark, seen);
             continue;
