@@ -1,6 +1,8 @@
 /* The parker of park.h: futex or mutex+condvar. */
 #include "park.h"
 
+#include <time.h>
+
 #if defined(MEMPIPE_USE_FUTEX)
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -13,14 +15,17 @@
  * Before sleeping, a parked thread spins for a while watching its word: when
  * the peer runs on another core, the wake usually comes within microseconds,
  * far sooner than a sleep and a futex wake-up round trip (tens of
- * microseconds on a virtual machine). The budget adapts per parker: it
- * doubles when spinning caught the wake and halves when it did not, so two
- * threads sharing one core, where spinning can never succeed, soon spin
- * almost not at all.
+ * microseconds on a virtual machine, each way). The spin is bounded in time
+ * (SPIN_NS), so that it means the same on every CPU whatever PAUSE costs.
+ *
+ * When the peer shares this core, or is idle for long, spinning can only
+ * waste the core, so the parker adapts: after MISS_LIMIT spins in a row that
+ * ended in a sleep anyway, it sleeps at once, and probes with a spin only on
+ * one park in PROBE_EVERY, to notice when the peer moves to another core.
  */
-#define SPIN_MIN   4u
-#define SPIN_START 64u
-#define SPIN_MAX   1024u
+#define SPIN_NS     30000L
+#define MISS_LIMIT  4u
+#define PROBE_EVERY 64u
 
 static inline void cpu_relax(void)
 {
@@ -31,27 +36,46 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Returns 1 if a wake arrived while spinning. */
+static long elapsed_ns(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)(t.tv_sec - t0->tv_sec) * 1000000000L +
+           (t.tv_nsec - t0->tv_nsec);
+}
+
+static int woken(struct mempipe__parker *pk, unsigned seen)
+{
+    /* Acquire: as prepare(); the wake's effects are then visible. */
+    return (atomic_load_explicit(&pk->seq, memory_order_acquire) & ~SLEEPING) !=
+           seen;
+}
+
+/* Returns 1 if a wake arrived while spinning. Only the parked thread. */
 static int spin_for_wake(struct mempipe__parker *pk, unsigned seen)
 {
-    unsigned limit = pk->spin;
-    for (unsigned i = 0; i < limit; i++) {
-        /* Acquire: as prepare(); the wake's effects are then visible. */
-        if ((atomic_load_explicit(&pk->seq, memory_order_acquire) &
-             ~SLEEPING) != seen) {
-            pk->spin = limit * 2 > SPIN_MAX ? SPIN_MAX : limit * 2;
-            return 1;
+    if (pk->misses >= MISS_LIMIT && ++pk->misses % PROBE_EVERY != 0)
+        return 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        for (int i = 0; i < 32; i++) {
+            if (woken(pk, seen)) {
+                pk->misses = 0;
+                return 1;
+            }
+            cpu_relax();
         }
-        cpu_relax();
-    }
-    pk->spin = limit / 2 < SPIN_MIN ? SPIN_MIN : limit / 2;
+    } while (elapsed_ns(&t0) < SPIN_NS);
+    if (pk->misses < MISS_LIMIT)
+        pk->misses++;
     return 0;
 }
 
 int mempipe__park_init(struct mempipe__parker *pk)
 {
     atomic_init(&pk->seq, 0);
-    pk->spin = SPIN_START;
+    pk->misses = 0;
     return 0;
 }
 

@@ -22,9 +22,9 @@
 struct mempipe__parker {
     /* Bit 0: a thread sleeps or is about to; bits 1..: wake count. */
     atomic_uint seq;
-    /* Adaptive spin budget before sleeping; only the parked thread uses it
-     * (one reader and one writer thread per end, R26). */
-    unsigned spin;
+    /* Spins in a row that ended in a sleep anyway (park.c); only the parked
+     * thread uses it (one reader and one writer thread per end, R26). */
+    unsigned misses;
 };
 
 int mempipe__park_init(struct mempipe__parker *pk);
