@@ -23,8 +23,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MIN_SEG    256         /* data bytes of the first segment */
-#define MAX_SEG    (64 * 1024) /* data bytes of the largest segment */
+#define MIN_SEG 256         /* data bytes of the first segment */
+#define MAX_SEG (64 * 1024) /* data bytes of the largest segment */
 
 void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
 {
