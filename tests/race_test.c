@@ -35,148 +35,6 @@
 #define CAP         8    /* small, so writers block */
 #define WRITE_LEN   64   /* more than CAP + what a reader takes first */
 
-/* Failures inside worker threads: print expected/actual, then abort (cmocka's
- * assertions longjmp, which only works on the test's own thread). */
-#define T_RC(expected, actual)                                                 \
-    do {                                                                       \
-        long long e_ = (long long)(expected), a_ = (long long)(actual);        \
-        if (e_ != a_) {                                                        \
-            fprintf(stderr, "%s:%d: %s: expected %lld (%s), got %lld (%s)\n",  \
-                    __FILE__, __LINE__, #actual, e_,                           \
-                    e_ < 0 ? mempipe_strerror((int)e_) : "count", a_,          \
-                    a_ < 0 ? mempipe_strerror((int)a_) : "count");             \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-#define T_CHECK(cond, ...)                                                     \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* A parking waker of our own: seq counts wakes; a waiter sleeps on a
- * condvar while seq still equals what it saw before its poll call. */
-
-struct tpark {
-    atomic_uint seq;
-    atomic_int sleepers;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-};
-
-static void tpark_init(struct tpark *p)
-{
-    atomic_init(&p->seq, 0);
-    atomic_init(&p->sleepers, 0);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-}
-
-static void tpark_destroy(struct tpark *p)
-{
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
-}
-
-static unsigned tpark_prepare(struct tpark *p)
-{
-    return atomic_load(&p->seq);
-}
-
-static void tpark_wake(void *ctx)
-{
-    struct tpark *p = ctx;
-    /*
-     * seq_cst increment, then seq_cst load of sleepers; the waiter does the
-     * mirror image (sleepers, then seq under the mutex). In the single total
-     * order one of them sees the other, so either the waiter sees the new seq
-     * or we see the sleeper and signal under the mutex.
-     */
-    atomic_fetch_add(&p->seq, 1);
-    if (atomic_load(&p->sleepers) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-}
-
-static void tpark_wait(struct tpark *p, unsigned seen)
-{
-    atomic_fetch_add(&p->sleepers, 1);
-    pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->seq) == seen)
-        pthread_cond_wait(&p->cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-    atomic_fetch_sub(&p->sleepers, 1);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Watchdog: aborts with a message if `progress` stands still for 10 s. */
-
-static atomic_ulong progress;
-/* What is being watched; NULL between watched sections. */
-static _Atomic(const char *) watchdog_what;
-static atomic_int watchdog_epoch;
-
-/*
- * One detached thread for the whole run, so that a test whose assertion
- * fails (cmocka longjmps out of it) leaves nothing to join.
- */
-static void *watchdog_main(void *arg)
-{
-    (void)arg;
-    unsigned long last = 0;
-    int epoch = -1, idle_ms = 0;
-    for (;;) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        const char *what = atomic_load(&watchdog_what);
-        unsigned long cur = atomic_load(&progress);
-        int e = atomic_load(&watchdog_epoch);
-        if (what == NULL || cur != last || e != epoch) {
-            last = cur;
-            epoch = e;
-            idle_ms = 0;
-            continue;
-        }
-        idle_ms += 100;
-        if (idle_ms >= 10000) {
-            fprintf(stderr,
-                    "WATCHDOG: %s made no progress for 10 s (progress count "
-                    "%lu): a lost wakeup or a hang\n",
-                    what, cur);
-            abort();
-        }
-    }
-    return NULL;
-}
-
-static void watchdog_start(const char *what)
-{
-    static int created;
-    atomic_fetch_add(&watchdog_epoch, 1);
-    atomic_store(&watchdog_what, what);
-    if (!created) {
-        pthread_t t;
-        created = 1;
-        assert_int_equal(0, pthread_create(&t, NULL, watchdog_main, NULL));
-        pthread_detach(t);
-    }
-}
-
-static void watchdog_end(void)
-{
-    atomic_store(&watchdog_what, NULL);
-}
-
-/* ------------------------------------------------------------------------ */
-
 /* ------------------------------------------------------------------------ */
 
 /* A random short delay: nothing, a spin of up to max_us, or a sleep. */
@@ -239,7 +97,7 @@ struct job {
     mempipe *end;
     int poll;      /* 0: blocking call; 1: poll + park */
     uint64_t seed; /* pattern */
-    struct tpark park;
+    struct tu_park park;
     int parked; /* poll mode: waited at least once */
     atomic_int started;
     unsigned char buf[WRITE_LEN];
@@ -250,7 +108,7 @@ struct job {
 /* Reads to EOF into j->buf; checks the pattern as it goes. */
 static void read_to_eof(struct job *j, uint64_t *rng)
 {
-    mempipe_waker w = {tpark_wake, &j->park};
+    mempipe_waker w = {tu_park_wake, &j->park};
     for (;;) {
         size_t want = 1 + (size_t)(tu_rand(rng) % 16);
         unsigned char tmp[16];
@@ -259,12 +117,12 @@ static void read_to_eof(struct job *j, uint64_t *rng)
             n = mempipe_read(j->end, tmp, want);
         } else {
             for (;;) {
-                unsigned seen = tpark_prepare(&j->park);
+                unsigned seen = tu_park_prepare(&j->park);
                 n = mempipe_poll_read(j->end, tmp, want, &w);
                 if (n != -EAGAIN)
                     break;
                 j->parked = 1;
-                tpark_wait(&j->park, seen);
+                tu_park_wait(&j->park, seen);
             }
         }
         if (n == 0)
@@ -286,15 +144,15 @@ static void write_all(struct job *j)
         j->ret = mempipe_write(j->end, j->buf, WRITE_LEN);
         return;
     }
-    mempipe_waker w = {tpark_wake, &j->park};
+    mempipe_waker w = {tu_park_wake, &j->park};
     size_t off = 0;
     while (off < WRITE_LEN) {
-        unsigned seen = tpark_prepare(&j->park);
+        unsigned seen = tu_park_prepare(&j->park);
         ssize_t n =
             mempipe_poll_write(j->end, j->buf + off, WRITE_LEN - off, &w);
         if (n == -EAGAIN) {
             j->parked = 1;
-            tpark_wait(&j->park, seen);
+            tu_park_wait(&j->park, seen);
             continue;
         }
         if (n == -EPIPE)
@@ -336,7 +194,7 @@ static void reader_vs_close(enum kind k)
     char what[64];
     snprintf(what, sizeof what, "%s: blocked reader + peer close",
              kind_name(k));
-    watchdog_start(what);
+    tu_watchdog_start(what);
     uint64_t rng = base_seed ^ 0xA1;
     int parked = 0;
     for (int it = 0; it < ITERS; it++) {
@@ -347,7 +205,7 @@ static void reader_vs_close(enum kind k)
         j->end = rd;
         j->poll = it & 1;
         j->seed = base_seed + (uint64_t)it;
-        tpark_init(&j->park);
+        tu_park_init(&j->park);
         pthread_t t;
         assert_int_equal(0, pthread_create(&t, NULL, reader_thread, j));
         if (it % 8 != 7) /* one in 8 may close before the first call */
@@ -371,11 +229,11 @@ static void reader_vs_close(enum kind k)
         assert_rc(total, j->got); /* nothing lost before EOF */
         parked += j->parked;
         mempipe_close(rd);
-        tpark_destroy(&j->park);
+        tu_park_destroy(&j->park);
         free(j);
-        atomic_fetch_add(&progress, 1);
+        atomic_fetch_add(&tu_progress, 1);
     }
-    watchdog_end();
+    tu_watchdog_end();
     printf("%-44s %d iterations, poll reader parked in %d of %d\n", what, ITERS,
            parked, ITERS / 2);
     fflush(stdout);
@@ -392,7 +250,7 @@ static void writer_vs_close(enum kind k)
     char what[64];
     snprintf(what, sizeof what, "%s: blocked writer + peer close",
              kind_name(k));
-    watchdog_start(what);
+    tu_watchdog_start(what);
     uint64_t rng = base_seed ^ 0xB2;
     int parked = 0, epipe = 0;
     for (int it = 0; it < ITERS; it++) {
@@ -403,7 +261,7 @@ static void writer_vs_close(enum kind k)
         j->end = wr;
         j->poll = it & 1;
         j->seed = base_seed + (uint64_t)it;
-        tpark_init(&j->park);
+        tu_park_init(&j->park);
         pthread_t t;
         assert_int_equal(0, pthread_create(&t, NULL, writer_thread, j));
         if (it % 8 != 7) /* one in 8 may close before the first call */
@@ -438,11 +296,11 @@ static void writer_vs_close(enum kind k)
         }
         parked += j->parked;
         mempipe_close(wr);
-        tpark_destroy(&j->park);
+        tu_park_destroy(&j->park);
         free(j);
-        atomic_fetch_add(&progress, 1);
+        atomic_fetch_add(&tu_progress, 1);
     }
-    watchdog_end();
+    tu_watchdog_end();
     printf("%-44s %d iterations, -EPIPE in %d, poll writer parked in %d of "
            "%d\n",
            what, ITERS, epipe, parked, ITERS / 2);
@@ -475,7 +333,7 @@ static void writer_vs_shutdown(enum kind k)
 {
     char what[64];
     snprintf(what, sizeof what, "%s: blocked writer + shutdown", kind_name(k));
-    watchdog_start(what);
+    tu_watchdog_start(what);
     uint64_t rng = base_seed ^ 0xC3;
     int parked = 0, epipe = 0, complete = 0;
     for (int it = 0; it < ITERS; it++) {
@@ -486,7 +344,7 @@ static void writer_vs_shutdown(enum kind k)
         j->end = wr;
         j->poll = it & 1;
         j->seed = base_seed + (uint64_t)it;
-        tpark_init(&j->park);
+        tu_park_init(&j->park);
         /* One in 8 may shut down before the first call. */
         struct shut s = {wr, tu_rand(&rng), it % 8 != 7 ? &j->started : NULL};
         pthread_t tw, ts;
@@ -524,11 +382,11 @@ static void writer_vs_shutdown(enum kind k)
         parked += j->parked;
         mempipe_close(wr);
         mempipe_close(rd);
-        tpark_destroy(&j->park);
+        tu_park_destroy(&j->park);
         free(j);
-        atomic_fetch_add(&progress, 1);
+        atomic_fetch_add(&tu_progress, 1);
     }
-    watchdog_end();
+    tu_watchdog_end();
     printf("%-44s %d iterations, -EPIPE in %d, complete in %d, poll writer "
            "parked in %d of %d\n",
            what, ITERS, epipe, complete, parked, ITERS / 2);
@@ -611,7 +469,7 @@ static void *streamer_thread(void *arg)
 static void test_R5_shutdown_racing_poll_writes_loses_nothing(void **state)
 {
     (void)state;
-    watchdog_start("shutdown vs streaming poll writes");
+    tu_watchdog_start("shutdown vs streaming poll writes");
     uint64_t rng = base_seed ^ 0xE5;
     size_t bytes = 0;
     for (int it = 0; it < 2 * ITERS; it++) {
@@ -650,9 +508,9 @@ static void test_R5_shutdown_racing_poll_writes_loses_nothing(void **state)
         bytes += got;
         mempipe_close(wr);
         mempipe_close(rd);
-        atomic_fetch_add(&progress, 1);
+        atomic_fetch_add(&tu_progress, 1);
     }
-    watchdog_end();
+    tu_watchdog_end();
     printf("%-44s %d iterations, %zu bytes\n",
            "shutdown vs streaming poll writes", 2 * ITERS, bytes);
     fflush(stdout);
@@ -696,7 +554,7 @@ static void
 test_R10_reader_close_racing_writes_accepts_nothing_after(void **state)
 {
     (void)state;
-    watchdog_start("reader close vs streaming writes");
+    tu_watchdog_start("reader close vs streaming writes");
     uint64_t rng = base_seed ^ 0xF6;
     size_t worst = 0;
     for (int it = 0; it < 2 * ITERS; it++) {
@@ -726,9 +584,9 @@ test_R10_reader_close_racing_writes_accepts_nothing_after(void **state)
         if (pu.accepted - r > worst)
             worst = pu.accepted - r;
         mempipe_close(wr);
-        atomic_fetch_add(&progress, 1);
+        atomic_fetch_add(&tu_progress, 1);
     }
-    watchdog_end();
+    tu_watchdog_end();
     printf("%-44s %d iterations, at most %zu accepted beyond the bytes "
            "read (M = %d)\n",
            "reader close vs streaming writes", 2 * ITERS, worst, CAP);
@@ -756,7 +614,7 @@ static void *closer_thread(void *arg)
 static void test_R22_both_ends_closed_concurrently(void **state)
 {
     (void)state;
-    watchdog_start("both ends closed at once");
+    tu_watchdog_start("both ends closed at once");
     struct tu_counter wakes = {0};
     mempipe_waker w = tu_counter_waker(&wakes);
     unsigned char buf[CAP];
@@ -785,9 +643,9 @@ static void test_R22_both_ends_closed_concurrently(void **state)
         assert_int_equal(0, pthread_create(&ty, NULL, closer_thread, &cy));
         pthread_join(tx, NULL);
         pthread_join(ty, NULL);
-        atomic_fetch_add(&progress, 1);
+        atomic_fetch_add(&tu_progress, 1);
     }
-    watchdog_end();
+    tu_watchdog_end();
     printf("%-44s %d iterations, %d wakes\n", "both ends closed at once",
            FREE_ITERS, tu_calls(&wakes));
     fflush(stdout);
@@ -846,7 +704,7 @@ static void *poker_thread(void *arg)
 static void test_R22_close_waits_for_running_waker(void **state)
 {
     (void)state;
-    watchdog_start("close vs a running waker");
+    tu_watchdog_start("close vs a running waker");
     uint64_t rng = base_seed ^ 0xD4;
     int calls = 0, overlaps = 0;
     for (int it = 0; it < WAKER_ITERS; it++) {
@@ -883,9 +741,9 @@ static void test_R22_close_waits_for_running_waker(void **state)
         calls += atomic_load(&s->calls);
         overlaps += atomic_load(&s->overlap);
         free(s);
-        atomic_fetch_add(&progress, 1);
+        atomic_fetch_add(&tu_progress, 1);
     }
-    watchdog_end();
+    tu_watchdog_end();
     printf("%-44s %d iterations, waker ran in %d, close overlapped it in "
            "%d\n",
            "close vs a running waker", WAKER_ITERS, calls, overlaps);

@@ -18,148 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Failures inside worker threads: print expected/actual, then abort (cmocka's
- * assertions longjmp, which only works on the test's own thread). */
-#define T_RC(expected, actual)                                                 \
-    do {                                                                       \
-        long long e_ = (long long)(expected), a_ = (long long)(actual);        \
-        if (e_ != a_) {                                                        \
-            fprintf(stderr, "%s:%d: %s: expected %lld (%s), got %lld (%s)\n",  \
-                    __FILE__, __LINE__, #actual, e_,                           \
-                    e_ < 0 ? mempipe_strerror((int)e_) : "count", a_,          \
-                    a_ < 0 ? mempipe_strerror((int)a_) : "count");             \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-#define T_CHECK(cond, ...)                                                     \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* A parking waker of our own: seq counts wakes; a waiter sleeps on a
- * condvar while seq still equals what it saw before its poll call. */
-
-struct tpark {
-    atomic_uint seq;
-    atomic_int sleepers;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-};
-
-static void tpark_init(struct tpark *p)
-{
-    atomic_init(&p->seq, 0);
-    atomic_init(&p->sleepers, 0);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-}
-
-static void tpark_destroy(struct tpark *p)
-{
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
-}
-
-static unsigned tpark_prepare(struct tpark *p)
-{
-    return atomic_load(&p->seq);
-}
-
-static void tpark_wake(void *ctx)
-{
-    struct tpark *p = ctx;
-    /*
-     * seq_cst increment, then seq_cst load of sleepers; the waiter does the
-     * mirror image (sleepers, then seq under the mutex). In the single total
-     * order one of them sees the other, so either the waiter sees the new seq
-     * or we see the sleeper and signal under the mutex.
-     */
-    atomic_fetch_add(&p->seq, 1);
-    if (atomic_load(&p->sleepers) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-}
-
-static void tpark_wait(struct tpark *p, unsigned seen)
-{
-    atomic_fetch_add(&p->sleepers, 1);
-    pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->seq) == seen)
-        pthread_cond_wait(&p->cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-    atomic_fetch_sub(&p->sleepers, 1);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Watchdog: aborts with a message if `progress` stands still for 10 s. */
-
-static atomic_ulong progress;
-/* What is being watched; NULL between watched sections. */
-static _Atomic(const char *) watchdog_what;
-static atomic_int watchdog_epoch;
-
-/*
- * One detached thread for the whole run, so that a test whose assertion
- * fails (cmocka longjmps out of it) leaves nothing to join.
- */
-static void *watchdog_main(void *arg)
-{
-    (void)arg;
-    unsigned long last = 0;
-    int epoch = -1, idle_ms = 0;
-    for (;;) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        const char *what = atomic_load(&watchdog_what);
-        unsigned long cur = atomic_load(&progress);
-        int e = atomic_load(&watchdog_epoch);
-        if (what == NULL || cur != last || e != epoch) {
-            last = cur;
-            epoch = e;
-            idle_ms = 0;
-            continue;
-        }
-        idle_ms += 100;
-        if (idle_ms >= 10000) {
-            fprintf(stderr,
-                    "WATCHDOG: %s made no progress for 10 s (progress count "
-                    "%lu): a lost wakeup or a hang\n",
-                    what, cur);
-            abort();
-        }
-    }
-    return NULL;
-}
-
-static void watchdog_start(const char *what)
-{
-    static int created;
-    atomic_fetch_add(&watchdog_epoch, 1);
-    atomic_store(&watchdog_what, what);
-    if (!created) {
-        pthread_t t;
-        created = 1;
-        assert_int_equal(0, pthread_create(&t, NULL, watchdog_main, NULL));
-        pthread_detach(t);
-    }
-}
-
-static void watchdog_end(void)
-{
-    atomic_store(&watchdog_what, NULL);
-}
-
-/* ------------------------------------------------------------------------ */
-
 /* ------------------------------------------------------------------------ */
 /* One thread. */
 
@@ -353,17 +211,17 @@ static void test_R24_nested_waker_closes_its_own_end_shallow(void **state)
 static void test_R24_nested_waker_closes_its_own_end_deep(void **state)
 {
     (void)state;
-    watchdog_start("close from a waker nested 40 deep");
+    tu_watchdog_start("close from a waker nested 40 deep");
     chain(40, 1);
-    atomic_fetch_add(&progress, 1);
-    watchdog_end();
+    atomic_fetch_add(&tu_progress, 1);
+    tu_watchdog_end();
 }
 
 /* A waker that closes an end: its own, or the peer. */
 struct closing {
     mempipe *victim;
     atomic_int calls;
-    struct tpark *notify; /* optional: wake a waiting thread afterwards */
+    struct tu_park *notify; /* optional: wake a waiting thread afterwards */
 };
 
 static void closing_wake(void *ctx)
@@ -372,7 +230,7 @@ static void closing_wake(void *ctx)
     atomic_fetch_add(&c->calls, 1);
     mempipe_close(c->victim);
     if (c->notify != NULL)
-        tpark_wake(c->notify);
+        tu_park_wake(c->notify);
 }
 
 static void test_R24_reader_waker_closes_its_own_end(void **state)
@@ -484,24 +342,24 @@ static void *poke_thread(void *arg)
 static void test_R24_two_threads_waker_closes_an_end(void **state)
 {
     (void)state;
-    watchdog_start("two threads: waker closes an end");
+    tu_watchdog_start("two threads: waker closes an end");
     uint64_t rng = 99;
     for (int it = 0; it < TWO_ITERS; it++) {
         mempipe *a = NULL, *b = NULL;
         unsigned char c = 0;
         assert_rc(0, mempipe_duplex(4, &a, &b));
-        struct tpark pk;
-        tpark_init(&pk);
+        struct tu_park pk;
+        tu_park_init(&pk);
         int how = it % 3;
         int close_peer = how == 0 && (it / 3) % 2;
         struct closing cl = {.victim = close_peer ? b : a, .notify = &pk};
         mempipe_waker w = {closing_wake, &cl};
-        unsigned seen = tpark_prepare(&pk);
+        unsigned seen = tu_park_prepare(&pk);
         assert_rc(-EAGAIN, mempipe_poll_read(a, &c, 1, &w));
         struct poke p = {b, how, tu_rand(&rng)};
         pthread_t t;
         assert_int_equal(0, pthread_create(&t, NULL, poke_thread, &p));
-        tpark_wait(&pk, seen); /* no call on a in progress meanwhile */
+        tu_park_wait(&pk, seen); /* no call on a in progress meanwhile */
         pthread_join(t, NULL);
         assert_rc(1, atomic_load(&cl.calls));
         if (close_peer) {
@@ -512,10 +370,10 @@ static void test_R24_two_threads_waker_closes_an_end(void **state)
             assert_rc(-EPIPE, mempipe_poll_write(b, "y", 1, NULL));
             mempipe_close(b);
         }
-        tpark_destroy(&pk);
-        atomic_fetch_add(&progress, 1);
+        tu_park_destroy(&pk);
+        atomic_fetch_add(&tu_progress, 1);
     }
-    watchdog_end();
+    tu_watchdog_end();
 }
 
 /*
@@ -618,7 +476,7 @@ static void *echo_reader(void *arg)
         long bad = tu_check_pattern(buf, (size_t)n, s->done, 5);
         T_CHECK(bad < 0, "echoed byte %zu is wrong", s->done + (size_t)bad);
         s->done += (size_t)n;
-        atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tu_progress, 1, memory_order_relaxed);
     }
     T_RC(0, n);
     return NULL;
@@ -627,7 +485,7 @@ static void *echo_reader(void *arg)
 static void test_R24_two_threads_echo_driven_by_wakers(void **state)
 {
     (void)state;
-    watchdog_start("two threads: echo driven by wakers");
+    tu_watchdog_start("two threads: echo driven by wakers");
     mempipe *a = NULL, *b = NULL;
     assert_rc(0, mempipe_duplex(64, &a, &b));
     struct echo *e = calloc(1, sizeof *e);
@@ -641,7 +499,7 @@ static void test_R24_two_threads_echo_driven_by_wakers(void **state)
     assert_int_equal(0, pthread_create(&tr, NULL, echo_reader, &r));
     pthread_join(tw, NULL);
     pthread_join(tr, NULL);
-    watchdog_end();
+    tu_watchdog_end();
     assert_rc(ECHO_BYTES, r.done);
     assert_rc(1, e->done);
     /* The pump ran on both threads. */

@@ -6,7 +6,7 @@
  * Tests that look at memory install a counting allocator, whose teardown
  * checks that the last close gave every byte back.
  */
-#include "testutil.h"
+#include "kinds.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,130 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ------------------------------------------------------------------ */
-/* End kinds                                                           */
-/* ------------------------------------------------------------------ */
-
-enum kind { DUPLEX, SIMPLEX, LOOPBACK };
-
-/* One direction under test: w writes what r reads (the same end for a
- * loopback). For a duplex, w is a and r is b. */
-struct fx {
-    enum kind kind;
-    mempipe *w, *r;
-};
-
-static void fx_open(struct fx *f, enum kind k, size_t cap)
-{
-    f->kind = k;
-    switch (k) {
-    case DUPLEX:
-        assert_rc(0, mempipe_duplex(cap, &f->w, &f->r));
-        break;
-    case SIMPLEX:
-        assert_rc(0, mempipe_simplex(cap, &f->r, &f->w));
-        break;
-    case LOOPBACK:
-        assert_rc(0, mempipe_loopback(cap, &f->w));
-        f->r = f->w;
-        break;
-    }
-}
-
-static void fx_close(struct fx *f)
-{
-    if (f->r != f->w)
-        mempipe_close(f->r);
-    mempipe_close(f->w);
-    f->w = f->r = NULL;
-}
-
-/* A test body taking a kind becomes three cmocka tests. */
-#define KIND_TESTS(body)                                                       \
-    static void test_##body##_duplex(void **s)                                 \
-    {                                                                          \
-        (void)s;                                                               \
-        body(DUPLEX);                                                          \
-    }                                                                          \
-    static void test_##body##_simplex(void **s)                                \
-    {                                                                          \
-        (void)s;                                                               \
-        body(SIMPLEX);                                                         \
-    }                                                                          \
-    static void test_##body##_loopback(void **s)                               \
-    {                                                                          \
-        (void)s;                                                               \
-        body(LOOPBACK);                                                        \
-    }
-#define KIND_ENTRIES(body)                                                     \
-    cmocka_unit_test(test_##body##_duplex),                                    \
-        cmocka_unit_test(test_##body##_simplex),                               \
-        cmocka_unit_test(test_##body##_loopback)
-
-/* Reads exactly n bytes (in one call) and compares them with want. */
-static void expect_read(mempipe *e, const void *want, size_t n)
-{
-    unsigned char buf[256];
-    assert_true(n <= sizeof buf);
-    assert_rc(n, mempipe_poll_read(e, buf, sizeof buf, NULL));
-    assert_memory_equal(buf, want, n);
-}
-
-static void expect_calls(int want, struct tu_counter *c)
-{
-    assert_int_equal(want, tu_calls(c));
-}
-
-/* ------------------------------------------------------------------ */
-/* Counting allocator                                                  */
-/* ------------------------------------------------------------------ */
-
-struct counting {
-    atomic_llong live; /* bytes handed out and not yet freed */
-};
-
-static struct counting cnt;
-
-static void *counting_realloc(void *ctx, void *ptr, size_t old_size,
-                              size_t new_size)
-{
-    struct counting *c = ctx;
-    if (new_size == 0) {
-        if (ptr != NULL) {
-            atomic_fetch_sub(&c->live, (long long)old_size);
-            free(ptr);
-        }
-        return NULL;
-    }
-    void *p = realloc(ptr, new_size);
-    if (p != NULL)
-        atomic_fetch_add(&c->live, (long long)new_size - (long long)old_size);
-    return p;
-}
-
-static int alloc_setup(void **state)
-{
-    (void)state;
-    atomic_store(&cnt.live, 0);
-    /* No pipe is alive between tests, so the hook may change. */
-    assert_rc(0, mempipe_set_allocator(counting_realloc, &cnt));
-    return 0;
-}
-
-static int alloc_teardown(void **state)
-{
-    (void)state;
-    /* R22: every end of the test is closed, so everything was freed. */
-    assert_int_equal(0, atomic_load(&cnt.live));
-    assert_rc(0, mempipe_set_allocator(NULL, NULL));
-    return 0;
-}
-
-static long long live(void)
-{
-    return atomic_load(&cnt.live);
-}
 
 /* Lets a thread start and, likely, block before the main thread acts. The
  * outcome checked never depends on this delay, only how much it tests. */
@@ -587,12 +463,12 @@ static void test_R21_duplex_close_discards_unread(void **s)
     assert_non_null(buf);
     tu_pattern(buf, N, 0, 4);
     assert_rc(0, mempipe_duplex(SIZE_MAX, &a, &b));
-    long long base = live();
+    long long base = tu_live();
     assert_rc(N, mempipe_poll_write(b, buf, N, NULL)); /* b -> a, unread */
     assert_rc(3, mempipe_poll_write(a, "a2b", 3, NULL));
-    assert_true(live() >= base + N);
+    assert_true(tu_live() >= base + N);
     mempipe_close(a);
-    assert_true(live() <= base + MEM_SLACK);
+    assert_true(tu_live() <= base + MEM_SLACK);
     assert_int_equal(3, mempipe_readable(b));
     expect_read(b, "a2b", 3);
     assert_rc(0, mempipe_poll_read(b, buf, N, NULL));
@@ -610,11 +486,11 @@ static void test_R21_simplex_reader_close_discards_unread(void **s)
     assert_non_null(buf);
     tu_pattern(buf, N, 0, 4);
     assert_rc(0, mempipe_simplex(SIZE_MAX, &r, &w));
-    long long base = live();
+    long long base = tu_live();
     assert_rc(N, mempipe_poll_write(w, buf, N, NULL));
-    assert_true(live() >= base + N);
+    assert_true(tu_live() >= base + N);
     mempipe_close(r);
-    assert_true(live() <= base + MEM_SLACK);
+    assert_true(tu_live() <= base + MEM_SLACK);
     assert_rc(-EPIPE, mempipe_poll_write(w, buf, 1, NULL));
     mempipe_close(w);
     free(buf);
@@ -630,9 +506,9 @@ static void test_R21_loopback_close_discards_unread(void **s)
     tu_pattern(buf, N, 0, 4);
     assert_rc(0, mempipe_loopback(SIZE_MAX, &e));
     assert_rc(N, mempipe_poll_write(e, buf, N, NULL));
-    assert_true(live() >= N);
+    assert_true(tu_live() >= N);
     mempipe_close(e);
-    assert_int_equal(0, live());
+    assert_int_equal(0, tu_live());
     free(buf);
 }
 
@@ -650,14 +526,14 @@ static void close_in_order(enum kind k, int reader_first)
     assert_rc(5, mempipe_poll_write(f.w, "hello", 5, NULL));
     if (k == DUPLEX)
         assert_rc(5, mempipe_poll_write(f.r, "world", 5, NULL));
-    assert_true(live() > 0);
+    assert_true(tu_live() > 0);
     if (k == LOOPBACK) {
         mempipe_close(f.w);
         return;
     }
     if (reader_first) {
         mempipe_close(f.r);
-        assert_true(live() > 0); /* the writer end still holds the core */
+        assert_true(tu_live() > 0); /* the writer end still holds the core */
         assert_rc(-EPIPE, mempipe_poll_write(f.w, "x", 1, NULL));
         if (k == DUPLEX) {
             expect_read(f.w, "world", 5);
@@ -666,7 +542,7 @@ static void close_in_order(enum kind k, int reader_first)
         mempipe_close(f.w);
     } else {
         mempipe_close(f.w);
-        assert_true(live() > 0);
+        assert_true(tu_live() > 0);
         expect_read(f.r, "hello", 5);
         assert_rc(0, mempipe_poll_read(f.r, out, sizeof out, NULL));
         if (k == DUPLEX)
@@ -738,7 +614,7 @@ static void R22_close_from_two_threads(enum kind k)
         atomic_store(&go, 1);
         assert_int_equal(0, pthread_join(t1, NULL));
         assert_int_equal(0, pthread_join(t2, NULL));
-        assert_int_equal(0, live());
+        assert_int_equal(0, tu_live());
     }
 }
 
@@ -766,7 +642,7 @@ static void test_R22_close_on_other_thread_loopback(void **s)
     struct closer c = {e, &go};
     assert_int_equal(0, pthread_create(&t, NULL, closer_main, &c));
     assert_int_equal(0, pthread_join(t, NULL));
-    assert_int_equal(0, live());
+    assert_int_equal(0, tu_live());
 }
 
 /* The closed end's wakers are never called by the peer's later events. */
@@ -888,11 +764,11 @@ static void test_R22_close_null_is_noop(void **s)
     (void)s;
     mempipe_close(NULL);
     mempipe_close(NULL);
-    assert_int_equal(0, live());
+    assert_int_equal(0, tu_live());
 }
 
 #define ALLOC_TEST(t)                                                          \
-    cmocka_unit_test_setup_teardown(t, alloc_setup, alloc_teardown)
+    cmocka_unit_test_setup_teardown(t, tu_alloc_setup, tu_alloc_teardown)
 
 int main(void)
 {

@@ -6,146 +6,12 @@
  * mempipe_set_allocator() around the tests that need it; its teardown also
  * checks that every byte was given back once the last end closed (R22).
  */
-#include "testutil.h"
+#include "kinds.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ------------------------------------------------------------------ */
-/* End kinds                                                           */
-/* ------------------------------------------------------------------ */
-
-enum kind { DUPLEX, SIMPLEX, LOOPBACK };
-
-/* One direction under test: w writes what r reads (the same end for a
- * loopback). For a duplex, w is a and r is b. */
-struct fx {
-    enum kind kind;
-    mempipe *w, *r;
-};
-
-static void fx_open(struct fx *f, enum kind k, size_t cap)
-{
-    f->kind = k;
-    switch (k) {
-    case DUPLEX:
-        assert_rc(0, mempipe_duplex(cap, &f->w, &f->r));
-        break;
-    case SIMPLEX:
-        assert_rc(0, mempipe_simplex(cap, &f->r, &f->w));
-        break;
-    case LOOPBACK:
-        assert_rc(0, mempipe_loopback(cap, &f->w));
-        f->r = f->w;
-        break;
-    }
-}
-
-static void fx_close(struct fx *f)
-{
-    if (f->r != f->w)
-        mempipe_close(f->r);
-    mempipe_close(f->w);
-    f->w = f->r = NULL;
-}
-
-/* A test body taking a kind becomes three cmocka tests. */
-#define KIND_TESTS(body)                                                       \
-    static void test_##body##_duplex(void **s)                                 \
-    {                                                                          \
-        (void)s;                                                               \
-        body(DUPLEX);                                                          \
-    }                                                                          \
-    static void test_##body##_simplex(void **s)                                \
-    {                                                                          \
-        (void)s;                                                               \
-        body(SIMPLEX);                                                         \
-    }                                                                          \
-    static void test_##body##_loopback(void **s)                               \
-    {                                                                          \
-        (void)s;                                                               \
-        body(LOOPBACK);                                                        \
-    }
-#define KIND_ENTRIES(body)                                                     \
-    cmocka_unit_test(test_##body##_duplex),                                    \
-        cmocka_unit_test(test_##body##_simplex),                               \
-        cmocka_unit_test(test_##body##_loopback)
-#define KIND_ENTRIES_ALLOC(body)                                               \
-    cmocka_unit_test_setup_teardown(test_##body##_duplex, alloc_setup,         \
-                                    alloc_teardown),                           \
-        cmocka_unit_test_setup_teardown(test_##body##_simplex, alloc_setup,    \
-                                        alloc_teardown),                       \
-        cmocka_unit_test_setup_teardown(test_##body##_loopback, alloc_setup,   \
-                                        alloc_teardown)
-
-/* ------------------------------------------------------------------ */
-/* Counting allocator                                                  */
-/* ------------------------------------------------------------------ */
-
-struct counting {
-    atomic_llong live;   /* bytes handed out and not yet freed */
-    atomic_llong total;  /* bytes ever handed out */
-    atomic_long calls;   /* allocation calls, failed ones included */
-    atomic_long fail_at; /* fail allocation number >= this (1-based); 0 off */
-};
-
-static struct counting cnt;
-
-static void *counting_realloc(void *ctx, void *ptr, size_t old_size,
-                              size_t new_size)
-{
-    struct counting *c = ctx;
-    if (new_size == 0) {
-        if (ptr != NULL) {
-            atomic_fetch_sub(&c->live, (long long)old_size);
-            free(ptr);
-        }
-        return NULL;
-    }
-    long n = atomic_fetch_add(&c->calls, 1) + 1;
-    long fail_at = atomic_load(&c->fail_at);
-    if (fail_at != 0 && n >= fail_at)
-        return NULL;
-    void *p = realloc(ptr, new_size);
-    if (p == NULL)
-        return NULL;
-    atomic_fetch_add(&c->live, (long long)new_size - (long long)old_size);
-    atomic_fetch_add(&c->total, (long long)new_size - (long long)old_size);
-    return p;
-}
-
-static void counting_reset(void)
-{
-    atomic_store(&cnt.live, 0);
-    atomic_store(&cnt.total, 0);
-    atomic_store(&cnt.calls, 0);
-    atomic_store(&cnt.fail_at, 0);
-}
-
-static int alloc_setup(void **state)
-{
-    (void)state;
-    counting_reset();
-    /* No pipe is alive between tests, so the hook may change. */
-    assert_rc(0, mempipe_set_allocator(counting_realloc, &cnt));
-    return 0;
-}
-
-static int alloc_teardown(void **state)
-{
-    (void)state;
-    /* Every pipe of the test is closed: the last close freed everything. */
-    assert_int_equal(0, atomic_load(&cnt.live));
-    assert_rc(0, mempipe_set_allocator(NULL, NULL));
-    return 0;
-}
-
-static long long live(void)
-{
-    return atomic_load(&cnt.live);
-}
 
 /* ------------------------------------------------------------------ */
 /* R1: M bounds the unread bytes of one pipe                           */
@@ -280,7 +146,7 @@ static void test_R2_zero_capacity_rejected_duplex(void **state)
     assert_rc(-EINVAL, mempipe_duplex(0, &a, &b));
     assert_ptr_equal(SENTINEL_A, a);
     assert_ptr_equal(SENTINEL_B, b);
-    assert_int_equal(0, atomic_load(&cnt.calls));
+    assert_int_equal(0, atomic_load(&tu_cnt.calls));
 }
 
 static void test_R2_zero_capacity_rejected_simplex(void **state)
@@ -290,7 +156,7 @@ static void test_R2_zero_capacity_rejected_simplex(void **state)
     assert_rc(-EINVAL, mempipe_simplex(0, &r, &w));
     assert_ptr_equal(SENTINEL_A, r);
     assert_ptr_equal(SENTINEL_B, w);
-    assert_int_equal(0, atomic_load(&cnt.calls));
+    assert_int_equal(0, atomic_load(&tu_cnt.calls));
 }
 
 static void test_R2_zero_capacity_rejected_loopback(void **state)
@@ -299,7 +165,7 @@ static void test_R2_zero_capacity_rejected_loopback(void **state)
     mempipe *e = SENTINEL_A;
     assert_rc(-EINVAL, mempipe_loopback(0, &e));
     assert_ptr_equal(SENTINEL_A, e);
-    assert_int_equal(0, atomic_load(&cnt.calls));
+    assert_int_equal(0, atomic_load(&tu_cnt.calls));
 }
 
 static void test_R2_null_out_pointers_rejected_duplex(void **state)
@@ -314,7 +180,7 @@ static void test_R2_null_out_pointers_rejected_duplex(void **state)
     assert_rc(-EINVAL, mempipe_duplex(8, &a, &a));
     assert_ptr_equal(SENTINEL_A, a);
     assert_rc(-EINVAL, mempipe_duplex(0, NULL, NULL));
-    assert_int_equal(0, atomic_load(&cnt.calls));
+    assert_int_equal(0, atomic_load(&tu_cnt.calls));
 }
 
 static void test_R2_null_out_pointers_rejected_simplex(void **state)
@@ -328,7 +194,7 @@ static void test_R2_null_out_pointers_rejected_simplex(void **state)
     assert_rc(-EINVAL, mempipe_simplex(8, NULL, NULL));
     assert_rc(-EINVAL, mempipe_simplex(8, &r, &r));
     assert_ptr_equal(SENTINEL_A, r);
-    assert_int_equal(0, atomic_load(&cnt.calls));
+    assert_int_equal(0, atomic_load(&tu_cnt.calls));
 }
 
 static void test_R2_null_out_pointer_rejected_loopback(void **state)
@@ -336,14 +202,14 @@ static void test_R2_null_out_pointer_rejected_loopback(void **state)
     (void)state;
     assert_rc(-EINVAL, mempipe_loopback(8, NULL));
     assert_rc(-EINVAL, mempipe_loopback(0, NULL));
-    assert_int_equal(0, atomic_load(&cnt.calls));
+    assert_int_equal(0, atomic_load(&tu_cnt.calls));
 }
 
 /* The allocator refuses every allocation: -ENOMEM, nothing kept. */
 static void R2_out_of_memory_leaves_nothing(enum kind k)
 {
     mempipe *x = SENTINEL_A, *y = SENTINEL_B;
-    atomic_store(&cnt.fail_at, 1);
+    atomic_store(&tu_cnt.fail_at, 1);
     switch (k) {
     case DUPLEX:
         assert_rc(-ENOMEM, mempipe_duplex(8, &x, &y));
@@ -357,10 +223,10 @@ static void R2_out_of_memory_leaves_nothing(enum kind k)
     }
     assert_ptr_equal(SENTINEL_A, x);
     assert_ptr_equal(SENTINEL_B, y);
-    assert_true(atomic_load(&cnt.calls) >= 1);
-    assert_int_equal(0, live());
+    assert_true(atomic_load(&tu_cnt.calls) >= 1);
+    assert_int_equal(0, tu_live());
     /* The allocator may change at once: no pipe was left alive. */
-    assert_rc(0, mempipe_set_allocator(counting_realloc, &cnt));
+    assert_rc(0, mempipe_set_allocator(tu_counting_realloc, &tu_cnt));
 }
 KIND_TESTS(R2_out_of_memory_leaves_nothing)
 
@@ -406,14 +272,14 @@ KIND_TESTS(R3_size_max_pipe_moves_bytes)
 static long long creation_bytes(enum kind k, size_t cap, long *calls)
 {
     struct fx f;
-    long long before = atomic_load(&cnt.total);
-    long calls_before = atomic_load(&cnt.calls);
+    long long before = atomic_load(&tu_cnt.total);
+    long calls_before = atomic_load(&tu_cnt.calls);
     fx_open(&f, k, cap);
-    long long bytes = atomic_load(&cnt.total) - before;
-    *calls = atomic_load(&cnt.calls) - calls_before;
-    assert_int_equal(bytes, live());
+    long long bytes = atomic_load(&tu_cnt.total) - before;
+    *calls = atomic_load(&tu_cnt.calls) - calls_before;
+    assert_int_equal(bytes, tu_live());
     fx_close(&f);
-    assert_int_equal(0, live());
+    assert_int_equal(0, tu_live());
     return bytes;
 }
 
@@ -454,7 +320,7 @@ static void R3_memory_follows_buffered_bytes(enum kind k)
     assert_non_null(chunk);
 
     fx_open(&f, k, SIZE_MAX);
-    long long base = live(); /* its size is checked by the test above */
+    long long base = tu_live(); /* its size is checked by the test above */
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i], off = 0;
         while (off < n) {
@@ -464,7 +330,7 @@ static void R3_memory_follows_buffered_bytes(enum kind k)
             off += len;
         }
         assert_int_equal(n, mempipe_readable(f.r));
-        long long full = live();
+        long long full = tu_live();
         print_message("  buffered %zu: %lld bytes live (base %lld)\n", n, full,
                       base);
         assert_true(full >= (long long)n); /* the bytes are really stored */
@@ -477,12 +343,12 @@ static void R3_memory_follows_buffered_bytes(enum kind k)
             off += (size_t)got;
         }
         assert_int_equal(0, mempipe_readable(f.r));
-        long long drained = live();
+        long long drained = tu_live();
         print_message("  drained: %lld bytes live\n", drained);
         assert_true(drained <= base + MEM_SLACK);
     }
     fx_close(&f);
-    assert_int_equal(0, live());
+    assert_int_equal(0, tu_live());
     free(chunk);
 }
 KIND_TESTS(R3_memory_follows_buffered_bytes)
@@ -496,15 +362,15 @@ static void R3_steady_transfer_does_not_grow(enum kind k)
     uint64_t wpos = 0, rpos = 0;
 
     fx_open(&f, k, SIZE_MAX);
-    long long base = live();
+    long long base = tu_live();
     long long peak = 0;
     for (int i = 0; i < ROUNDS; i++) {
         size_t len = CHUNK - (size_t)(i % 7);
         tu_pattern(buf, len, wpos, 9);
         assert_rc(len, mempipe_poll_write(f.w, buf, len, NULL));
         wpos += len;
-        if (live() > peak)
-            peak = live();
+        if (tu_live() > peak)
+            peak = tu_live();
         ssize_t got = mempipe_poll_read(f.r, buf, sizeof buf, NULL);
         assert_rc(len, got);
         assert_int_equal(-1, tu_check_pattern(buf, len, rpos, 9));
@@ -524,12 +390,12 @@ static void test_R3_allocator_busy_while_pipe_alive(void **state)
     mempipe *a, *b;
     assert_rc(0, mempipe_duplex(16, &a, &b));
     assert_rc(-EBUSY, mempipe_set_allocator(NULL, NULL));
-    assert_rc(-EBUSY, mempipe_set_allocator(counting_realloc, &cnt));
+    assert_rc(-EBUSY, mempipe_set_allocator(tu_counting_realloc, &tu_cnt));
     mempipe_close(a);
     assert_rc(-EBUSY, mempipe_set_allocator(NULL, NULL));
     mempipe_close(b);
-    assert_int_equal(0, live());
-    assert_rc(0, mempipe_set_allocator(counting_realloc, &cnt));
+    assert_int_equal(0, tu_live());
+    assert_rc(0, mempipe_set_allocator(tu_counting_realloc, &tu_cnt));
 }
 
 int main(void)
@@ -539,27 +405,27 @@ int main(void)
         cmocka_unit_test(test_R1_duplex_holds_M_each_direction),
         KIND_ENTRIES(R1_random_ops_keep_L_within_M),
         cmocka_unit_test_setup_teardown(test_R2_zero_capacity_rejected_duplex,
-                                        alloc_setup, alloc_teardown),
+                                        tu_alloc_setup, tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_R2_zero_capacity_rejected_simplex,
-                                        alloc_setup, alloc_teardown),
+                                        tu_alloc_setup, tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_R2_zero_capacity_rejected_loopback,
-                                        alloc_setup, alloc_teardown),
+                                        tu_alloc_setup, tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R2_null_out_pointers_rejected_duplex, alloc_setup,
-            alloc_teardown),
+            test_R2_null_out_pointers_rejected_duplex, tu_alloc_setup,
+            tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R2_null_out_pointers_rejected_simplex, alloc_setup,
-            alloc_teardown),
+            test_R2_null_out_pointers_rejected_simplex, tu_alloc_setup,
+            tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R2_null_out_pointer_rejected_loopback, alloc_setup,
-            alloc_teardown),
+            test_R2_null_out_pointer_rejected_loopback, tu_alloc_setup,
+            tu_alloc_teardown),
         KIND_ENTRIES_ALLOC(R2_out_of_memory_leaves_nothing),
         KIND_ENTRIES(R3_size_max_pipe_moves_bytes),
         KIND_ENTRIES_ALLOC(R3_creation_cost_independent_of_capacity),
         KIND_ENTRIES_ALLOC(R3_memory_follows_buffered_bytes),
         KIND_ENTRIES_ALLOC(R3_steady_transfer_does_not_grow),
         cmocka_unit_test_setup_teardown(test_R3_allocator_busy_while_pipe_alive,
-                                        alloc_setup, alloc_teardown),
+                                        tu_alloc_setup, tu_alloc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

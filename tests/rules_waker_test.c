@@ -6,7 +6,7 @@
  * driving poll calls by wakers alone. The heavy concurrency stress lives in
  * stress_test.c, pingpong_test.c and race_test.c.
  */
-#include "testutil.h"
+#include "kinds.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,130 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ------------------------------------------------------------------ */
-/* End kinds                                                           */
-/* ------------------------------------------------------------------ */
-
-enum kind { DUPLEX, SIMPLEX, LOOPBACK };
-
-/* One direction under test: w writes what r reads (the same end for a
- * loopback). For a duplex, w is a and r is b. */
-struct fx {
-    enum kind kind;
-    mempipe *w, *r;
-};
-
-static void fx_open(struct fx *f, enum kind k, size_t cap)
-{
-    f->kind = k;
-    switch (k) {
-    case DUPLEX:
-        assert_rc(0, mempipe_duplex(cap, &f->w, &f->r));
-        break;
-    case SIMPLEX:
-        assert_rc(0, mempipe_simplex(cap, &f->r, &f->w));
-        break;
-    case LOOPBACK:
-        assert_rc(0, mempipe_loopback(cap, &f->w));
-        f->r = f->w;
-        break;
-    }
-}
-
-static void fx_close(struct fx *f)
-{
-    if (f->r != f->w)
-        mempipe_close(f->r);
-    mempipe_close(f->w);
-    f->w = f->r = NULL;
-}
-
-/* A test body taking a kind becomes three cmocka tests. */
-#define KIND_TESTS(body)                                                       \
-    static void test_##body##_duplex(void **s)                                 \
-    {                                                                          \
-        (void)s;                                                               \
-        body(DUPLEX);                                                          \
-    }                                                                          \
-    static void test_##body##_simplex(void **s)                                \
-    {                                                                          \
-        (void)s;                                                               \
-        body(SIMPLEX);                                                         \
-    }                                                                          \
-    static void test_##body##_loopback(void **s)                               \
-    {                                                                          \
-        (void)s;                                                               \
-        body(LOOPBACK);                                                        \
-    }
-#define KIND_ENTRIES(body)                                                     \
-    cmocka_unit_test(test_##body##_duplex),                                    \
-        cmocka_unit_test(test_##body##_simplex),                               \
-        cmocka_unit_test(test_##body##_loopback)
-
-/* Reads exactly n bytes (in one call) and compares them with want. */
-static void expect_read(mempipe *e, const void *want, size_t n)
-{
-    unsigned char buf[256];
-    assert_true(n <= sizeof buf);
-    assert_rc(n, mempipe_poll_read(e, buf, sizeof buf, NULL));
-    assert_memory_equal(buf, want, n);
-}
-
-static void expect_calls(int want, struct tu_counter *c)
-{
-    assert_int_equal(want, tu_calls(c));
-}
-
-/* ------------------------------------------------------------------ */
-/* Counting allocator                                                  */
-/* ------------------------------------------------------------------ */
-
-struct counting {
-    atomic_llong live; /* bytes handed out and not yet freed */
-};
-
-static struct counting cnt;
-
-static void *counting_realloc(void *ctx, void *ptr, size_t old_size,
-                              size_t new_size)
-{
-    struct counting *c = ctx;
-    if (new_size == 0) {
-        if (ptr != NULL) {
-            atomic_fetch_sub(&c->live, (long long)old_size);
-            free(ptr);
-        }
-        return NULL;
-    }
-    void *p = realloc(ptr, new_size);
-    if (p != NULL)
-        atomic_fetch_add(&c->live, (long long)new_size - (long long)old_size);
-    return p;
-}
-
-static int alloc_setup(void **state)
-{
-    (void)state;
-    atomic_store(&cnt.live, 0);
-    /* No pipe is alive between tests, so the hook may change. */
-    assert_rc(0, mempipe_set_allocator(counting_realloc, &cnt));
-    return 0;
-}
-
-static int alloc_teardown(void **state)
-{
-    (void)state;
-    /* R22: every end of the test is closed, so everything was freed. */
-    assert_int_equal(0, atomic_load(&cnt.live));
-    assert_rc(0, mempipe_set_allocator(NULL, NULL));
-    return 0;
-}
-
-static long long live(void)
-{
-    return atomic_load(&cnt.live);
-}
 
 /* ------------------------------------------------------------------ */
 /* R23: one slot per role; replace; at most once; empty after the call */
@@ -531,7 +407,7 @@ static void R24_waker_closes_own_end_during_peer_close(enum kind k)
     assert_rc(-EAGAIN, mempipe_poll_read(f.r, out, sizeof out, &w));
     mempipe_close(f.w);
     assert_int_equal(1, cw.calls);
-    assert_int_equal(0, live());
+    assert_int_equal(0, tu_live());
 }
 
 static void test_R24_waker_closes_own_end_during_peer_close_duplex(void **s)
@@ -579,7 +455,7 @@ static void R24_waker_closes_peer(enum kind k)
         assert_rc(0, mempipe_poll_read(f.w, out, sizeof out, NULL));
     mempipe_close(f.w);
     assert_int_equal(1, pc.calls);
-    assert_int_equal(0, live());
+    assert_int_equal(0, tu_live());
 }
 
 static void test_R24_waker_closes_peer_duplex(void **s)
@@ -942,7 +818,7 @@ static void test_R26_duplex_reader_and_writer_threads_per_end(void **s)
 }
 
 #define ALLOC_TEST(t)                                                          \
-    cmocka_unit_test_setup_teardown(t, alloc_setup, alloc_teardown)
+    cmocka_unit_test_setup_teardown(t, tu_alloc_setup, tu_alloc_teardown)
 
 int main(void)
 {

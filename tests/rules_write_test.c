@@ -3,7 +3,7 @@
  * mempipe_poll_flush, on each end kind where a rule applies. A SIGPIPE
  * handler counts signals for the whole run: R10 allows none.
  */
-#include "testutil.h"
+#include "kinds.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -11,80 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ------------------------------------------------------------------ */
-/* End kinds                                                           */
-/* ------------------------------------------------------------------ */
-
-enum kind { DUPLEX, SIMPLEX, LOOPBACK };
-
-/* One direction under test: w writes what r reads (the same end for a
- * loopback). For a duplex, w is a and r is b. */
-struct fx {
-    enum kind kind;
-    mempipe *w, *r;
-};
-
-static void fx_open(struct fx *f, enum kind k, size_t cap)
-{
-    f->kind = k;
-    switch (k) {
-    case DUPLEX:
-        assert_rc(0, mempipe_duplex(cap, &f->w, &f->r));
-        break;
-    case SIMPLEX:
-        assert_rc(0, mempipe_simplex(cap, &f->r, &f->w));
-        break;
-    case LOOPBACK:
-        assert_rc(0, mempipe_loopback(cap, &f->w));
-        f->r = f->w;
-        break;
-    }
-}
-
-static void fx_close(struct fx *f)
-{
-    if (f->r != f->w)
-        mempipe_close(f->r);
-    mempipe_close(f->w);
-    f->w = f->r = NULL;
-}
-
-/* A test body taking a kind becomes three cmocka tests. */
-#define KIND_TESTS(body)                                                       \
-    static void test_##body##_duplex(void **s)                                 \
-    {                                                                          \
-        (void)s;                                                               \
-        body(DUPLEX);                                                          \
-    }                                                                          \
-    static void test_##body##_simplex(void **s)                                \
-    {                                                                          \
-        (void)s;                                                               \
-        body(SIMPLEX);                                                         \
-    }                                                                          \
-    static void test_##body##_loopback(void **s)                               \
-    {                                                                          \
-        (void)s;                                                               \
-        body(LOOPBACK);                                                        \
-    }
-#define KIND_ENTRIES(body)                                                     \
-    cmocka_unit_test(test_##body##_duplex),                                    \
-        cmocka_unit_test(test_##body##_simplex),                               \
-        cmocka_unit_test(test_##body##_loopback)
-
-/* Reads exactly n bytes (in one call) and compares them with want. */
-static void expect_read(mempipe *e, const void *want, size_t n)
-{
-    unsigned char buf[256];
-    assert_true(n <= sizeof buf);
-    assert_rc(n, mempipe_poll_read(e, buf, sizeof buf, NULL));
-    assert_memory_equal(buf, want, n);
-}
-
-static void expect_calls(int want, struct tu_counter *c)
-{
-    assert_int_equal(want, tu_calls(c));
-}
 
 /* Counts SIGPIPE deliveries: R10 says there are none, ever. */
 static volatile sig_atomic_t sigpipes;

@@ -2,8 +2,8 @@
  * Threaded stress: data flows both ways at once through one duplex, four
  * threads per duplex (a writer and a reader on each end), with every byte
  * checked against tu_pattern. The calls are mixed at random per chunk:
- * blocking mempipe_write/mempipe_read, poll calls that park on a waker of
- * this file (a condvar parker, independent of the library's own), and
+ * blocking mempipe_write/mempipe_read, poll calls that park on the tests'
+ * waker tu_park (a condvar parker, independent of the library's own), and
  * mempipe_poll_writev with random slices (empty ones included). Chunk sizes
  * are random from a seed that is printed (set MEMPIPE_SEED to replay one).
  *
@@ -58,146 +58,6 @@
 #define LARGE_BYTES (256 * MIB)
 #endif
 
-/* Failures inside worker threads: print expected/actual, then abort (cmocka's
- * assertions longjmp, which only works on the test's own thread). */
-#define T_RC(expected, actual)                                                 \
-    do {                                                                       \
-        long long e_ = (long long)(expected), a_ = (long long)(actual);        \
-        if (e_ != a_) {                                                        \
-            fprintf(stderr, "%s:%d: %s: expected %lld (%s), got %lld (%s)\n",  \
-                    __FILE__, __LINE__, #actual, e_,                           \
-                    e_ < 0 ? mempipe_strerror((int)e_) : "count", a_,          \
-                    a_ < 0 ? mempipe_strerror((int)a_) : "count");             \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-#define T_CHECK(cond, ...)                                                     \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-/* ------------------------------------------------------------------------ */
-/* A parking waker of our own: seq counts wakes; a waiter sleeps on a
- * condvar while seq still equals what it saw before its poll call. */
-
-struct tpark {
-    atomic_uint seq;
-    atomic_int sleepers;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-};
-
-static void tpark_init(struct tpark *p)
-{
-    atomic_init(&p->seq, 0);
-    atomic_init(&p->sleepers, 0);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-}
-
-static void tpark_destroy(struct tpark *p)
-{
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
-}
-
-static unsigned tpark_prepare(struct tpark *p)
-{
-    return atomic_load(&p->seq);
-}
-
-static void tpark_wake(void *ctx)
-{
-    struct tpark *p = ctx;
-    /*
-     * seq_cst increment, then seq_cst load of sleepers; the waiter does the
-     * mirror image (sleepers, then seq under the mutex). In the single total
-     * order one of them sees the other, so either the waiter sees the new seq
-     * or we see the sleeper and signal under the mutex.
-     */
-    atomic_fetch_add(&p->seq, 1);
-    if (atomic_load(&p->sleepers) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-}
-
-static void tpark_wait(struct tpark *p, unsigned seen)
-{
-    atomic_fetch_add(&p->sleepers, 1);
-    pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->seq) == seen)
-        pthread_cond_wait(&p->cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-    atomic_fetch_sub(&p->sleepers, 1);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Watchdog: aborts with a message if `progress` stands still for 10 s. */
-
-static atomic_ulong progress;
-/* What is being watched; NULL between watched sections. */
-static _Atomic(const char *) watchdog_what;
-static atomic_int watchdog_epoch;
-
-/*
- * One detached thread for the whole run, so that a test whose assertion
- * fails (cmocka longjmps out of it) leaves nothing to join.
- */
-static void *watchdog_main(void *arg)
-{
-    (void)arg;
-    unsigned long last = 0;
-    int epoch = -1, idle_ms = 0;
-    for (;;) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        const char *what = atomic_load(&watchdog_what);
-        unsigned long cur = atomic_load(&progress);
-        int e = atomic_load(&watchdog_epoch);
-        if (what == NULL || cur != last || e != epoch) {
-            last = cur;
-            epoch = e;
-            idle_ms = 0;
-            continue;
-        }
-        idle_ms += 100;
-        if (idle_ms >= 10000) {
-            fprintf(stderr,
-                    "WATCHDOG: %s made no progress for 10 s (progress count "
-                    "%lu): a lost wakeup or a hang\n",
-                    what, cur);
-            abort();
-        }
-    }
-    return NULL;
-}
-
-static void watchdog_start(const char *what)
-{
-    static int created;
-    atomic_fetch_add(&watchdog_epoch, 1);
-    atomic_store(&watchdog_what, what);
-    if (!created) {
-        pthread_t t;
-        created = 1;
-        assert_int_equal(0, pthread_create(&t, NULL, watchdog_main, NULL));
-        pthread_detach(t);
-    }
-}
-
-static void watchdog_end(void)
-{
-    atomic_store(&watchdog_what, NULL);
-}
-
 /* ------------------------------------------------------------------------ */
 
 static uint64_t base_seed;
@@ -210,7 +70,7 @@ struct dir {
     uint64_t seed; /* pattern */
     uint64_t wrng, rrng;
     size_t maxchunk;
-    struct tpark wpark, rpark;
+    struct tu_park wpark, rpark;
     uint64_t received;
 };
 
@@ -225,13 +85,13 @@ static size_t rand_len(uint64_t *rng, size_t max)
 
 static void write_poll(struct dir *d, const unsigned char *buf, size_t len)
 {
-    mempipe_waker w = {tpark_wake, &d->wpark};
+    mempipe_waker w = {tu_park_wake, &d->wpark};
     size_t off = 0;
     while (off < len) {
-        unsigned seen = tpark_prepare(&d->wpark);
+        unsigned seen = tu_park_prepare(&d->wpark);
         ssize_t n = mempipe_poll_write(d->wend, buf + off, len - off, &w);
         if (n == -EAGAIN) {
-            tpark_wait(&d->wpark, seen);
+            tu_park_wait(&d->wpark, seen);
             continue;
         }
         T_CHECK(n > 0 && (size_t)n <= len - off, "poll_write returned %zd", n);
@@ -241,7 +101,7 @@ static void write_poll(struct dir *d, const unsigned char *buf, size_t len)
 
 static void write_pollv(struct dir *d, const unsigned char *buf, size_t len)
 {
-    mempipe_waker w = {tpark_wake, &d->wpark};
+    mempipe_waker w = {tu_park_wake, &d->wpark};
     size_t off = 0;
     while (off < len) {
         /* Cut the rest into 1..6 random slices, empty ones allowed. */
@@ -256,10 +116,10 @@ static void write_pollv(struct dir *d, const unsigned char *buf, size_t len)
             iov[i].iov_len = s;
             at += s;
         }
-        unsigned seen = tpark_prepare(&d->wpark);
+        unsigned seen = tu_park_prepare(&d->wpark);
         ssize_t n = mempipe_poll_writev(d->wend, iov, cnt, &w);
         if (n == -EAGAIN) {
-            tpark_wait(&d->wpark, seen);
+            tu_park_wait(&d->wpark, seen);
             continue;
         }
         T_CHECK(n > 0 && (size_t)n <= len - off, "poll_writev returned %zd", n);
@@ -290,7 +150,7 @@ static void *writer_main(void *arg)
             break;
         }
         pos += len;
-        atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tu_progress, 1, memory_order_relaxed);
     }
     /* Half-close: the reader drains, then reads EOF (R5, R17). */
     T_RC(0, mempipe_shutdown(d->wend));
@@ -300,13 +160,13 @@ static void *writer_main(void *arg)
 
 static ssize_t read_poll(struct dir *d, unsigned char *buf, size_t len)
 {
-    mempipe_waker w = {tpark_wake, &d->rpark};
+    mempipe_waker w = {tu_park_wake, &d->rpark};
     for (;;) {
-        unsigned seen = tpark_prepare(&d->rpark);
+        unsigned seen = tu_park_prepare(&d->rpark);
         ssize_t n = mempipe_poll_read(d->rend, buf, len, &w);
         if (n != -EAGAIN)
             return n;
-        tpark_wait(&d->rpark, seen);
+        tu_park_wait(&d->rpark, seen);
     }
 }
 
@@ -331,7 +191,7 @@ static void *reader_main(void *arg)
         T_CHECK(bad < 0, "byte %" PRIu64 " (seed %" PRIu64 ") is wrong",
                 pos + (uint64_t)bad, base_seed);
         pos += (uint64_t)n;
-        atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tu_progress, 1, memory_order_relaxed);
     }
     /* EOF after every byte, every time after (R5). */
     T_RC(0, mempipe_read(d->rend, buf, 1));
@@ -344,7 +204,7 @@ static void stress(size_t cap, uint64_t bytes)
 {
     char what[64];
     snprintf(what, sizeof what, "stress cap %zu", cap);
-    watchdog_start(what);
+    tu_watchdog_start(what);
 
     mempipe *a = NULL, *b = NULL;
     assert_rc(0, mempipe_duplex(cap, &a, &b));
@@ -362,8 +222,8 @@ static void stress(size_t cap, uint64_t bytes)
         d->wrng = d->seed * 3 + 1;
         d->rrng = d->seed * 5 + 7;
         d->maxchunk = maxchunk;
-        tpark_init(&d->wpark);
-        tpark_init(&d->rpark);
+        tu_park_init(&d->wpark);
+        tu_park_init(&d->rpark);
     }
 
     double t0 = tu_now();
@@ -377,7 +237,7 @@ static void stress(size_t cap, uint64_t bytes)
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
     double secs = tu_now() - t0;
-    watchdog_end();
+    tu_watchdog_end();
 
     for (int i = 0; i < 2; i++)
         assert_rc(bytes, dirs[i].received);
@@ -385,8 +245,8 @@ static void stress(size_t cap, uint64_t bytes)
     mempipe_close(b);
     /* Close waited for every running waker (R22): the parkers are free. */
     for (int i = 0; i < 2; i++) {
-        tpark_destroy(&dirs[i].wpark);
-        tpark_destroy(&dirs[i].rpark);
+        tu_park_destroy(&dirs[i].wpark);
+        tu_park_destroy(&dirs[i].rpark);
     }
     double moved = 2.0 * (double)bytes;
     printf("stress cap %6zu: %10" PRIu64 " bytes each way, %6.2f s, "

@@ -1,6 +1,7 @@
-#include "testutil.h"
+#include "kinds.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 void tu_assert_rc(long long expected, long long actual, const char *expr,
@@ -72,4 +73,210 @@ double tu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The parking waker (struct tu_park, see testutil.h). */
+
+void tu_park_init(struct tu_park *p)
+{
+    atomic_init(&p->seq, 0);
+    atomic_init(&p->sleepers, 0);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+}
+
+void tu_park_destroy(struct tu_park *p)
+{
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+
+unsigned tu_park_prepare(struct tu_park *p)
+{
+    return atomic_load(&p->seq);
+}
+
+void tu_park_wake(void *ctx)
+{
+    struct tu_park *p = ctx;
+    /*
+     * seq_cst increment, then seq_cst load of sleepers; the waiter does the
+     * mirror image (sleepers, then seq under the mutex). In the single total
+     * order one of them sees the other, so either the waiter sees the new seq
+     * or we see the sleeper and signal under the mutex.
+     */
+    atomic_fetch_add(&p->seq, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+void tu_park_wait(struct tu_park *p, unsigned seen)
+{
+    atomic_fetch_add(&p->sleepers, 1);
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->seq) == seen)
+        pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_sub(&p->sleepers, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Watchdog: aborts with a message if tu_progress stands still for 10 s. */
+
+atomic_ulong tu_progress;
+/* What is being watched; NULL between watched sections. */
+static _Atomic(const char *) watchdog_what;
+static atomic_int watchdog_epoch;
+
+/*
+ * One detached thread for the whole run, so that a test whose assertion
+ * fails (cmocka longjmps out of it) leaves nothing to join.
+ */
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    unsigned long last = 0;
+    int epoch = -1, idle_ms = 0;
+    for (;;) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        const char *what = atomic_load(&watchdog_what);
+        unsigned long cur = atomic_load(&tu_progress);
+        int e = atomic_load(&watchdog_epoch);
+        if (what == NULL || cur != last || e != epoch) {
+            last = cur;
+            epoch = e;
+            idle_ms = 0;
+            continue;
+        }
+        idle_ms += 100;
+        if (idle_ms >= 10000) {
+            fprintf(stderr,
+                    "WATCHDOG: %s made no progress for 10 s (progress count "
+                    "%lu): a lost wakeup or a hang\n",
+                    what, cur);
+            abort();
+        }
+    }
+    return NULL;
+}
+
+void tu_watchdog_start(const char *what)
+{
+    static int created;
+    atomic_fetch_add(&watchdog_epoch, 1);
+    atomic_store(&watchdog_what, what);
+    if (!created) {
+        pthread_t t;
+        created = 1;
+        assert_int_equal(0, pthread_create(&t, NULL, watchdog_main, NULL));
+        pthread_detach(t);
+    }
+}
+
+void tu_watchdog_end(void)
+{
+    atomic_store(&watchdog_what, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The end-kind fixture and counting allocator of kinds.h. */
+
+void fx_open(struct fx *f, enum kind k, size_t cap)
+{
+    f->kind = k;
+    switch (k) {
+    case DUPLEX:
+        assert_rc(0, mempipe_duplex(cap, &f->w, &f->r));
+        break;
+    case SIMPLEX:
+        assert_rc(0, mempipe_simplex(cap, &f->r, &f->w));
+        break;
+    case LOOPBACK:
+        assert_rc(0, mempipe_loopback(cap, &f->w));
+        f->r = f->w;
+        break;
+    }
+}
+
+void fx_close(struct fx *f)
+{
+    if (f->r != f->w)
+        mempipe_close(f->r);
+    mempipe_close(f->w);
+    f->w = f->r = NULL;
+}
+
+void expect_read(mempipe *e, const void *want, size_t n)
+{
+    unsigned char buf[256];
+    assert_true(n <= sizeof buf);
+    assert_rc(n, mempipe_poll_read(e, buf, sizeof buf, NULL));
+    assert_memory_equal(buf, want, n);
+}
+
+void expect_calls(int want, struct tu_counter *c)
+{
+    assert_int_equal(want, tu_calls(c));
+}
+
+struct tu_counting tu_cnt;
+
+void *tu_counting_realloc(void *ctx, void *ptr, size_t old_size,
+                          size_t new_size)
+{
+    struct tu_counting *c = ctx;
+    if (new_size == 0) {
+        if (ptr != NULL) {
+            atomic_fetch_sub(&c->live, (long long)old_size);
+            free(ptr);
+        }
+        return NULL;
+    }
+    long n = atomic_fetch_add(&c->calls, 1) + 1;
+    long fail_at = atomic_load(&c->fail_at);
+    if (fail_at != 0 && n >= fail_at)
+        return NULL;
+    void *p = realloc(ptr, new_size);
+    if (p == NULL)
+        return NULL;
+    atomic_fetch_add(&c->live, (long long)new_size - (long long)old_size);
+    atomic_fetch_add(&c->total, (long long)new_size - (long long)old_size);
+    return p;
+}
+
+void tu_counting_reset(void)
+{
+    atomic_store(&tu_cnt.live, 0);
+    atomic_store(&tu_cnt.total, 0);
+    atomic_store(&tu_cnt.calls, 0);
+    atomic_store(&tu_cnt.fail_at, 0);
+}
+
+int tu_alloc_setup(void **state)
+{
+    (void)state;
+    tu_counting_reset();
+    /* No pipe is alive between tests, so the hook may change. */
+    assert_rc(0, mempipe_set_allocator(tu_counting_realloc, &tu_cnt));
+    return 0;
+}
+
+int tu_alloc_teardown(void **state)
+{
+    (void)state;
+    /* R22: every end of the test is closed, so the last close freed
+     * everything. */
+    assert_int_equal(0, atomic_load(&tu_cnt.live));
+    assert_rc(0, mempipe_set_allocator(NULL, NULL));
+    return 0;
+}
+
+long long tu_live(void)
+{
+    return atomic_load(&tu_cnt.live);
 }

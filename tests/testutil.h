@@ -2,11 +2,14 @@
 #ifndef MEMPIPE_TESTUTIL_H
 #define MEMPIPE_TESTUTIL_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -41,5 +44,56 @@ long tu_check_pattern(const unsigned char *buf, size_t len, uint64_t pos,
 
 /* Monotonic seconds. */
 double tu_now(void);
+
+/* Failures inside worker threads: print expected/actual, then abort (cmocka's
+ * assertions longjmp, which only works on the test's own thread). */
+#define T_RC(expected, actual)                                                 \
+    do {                                                                       \
+        long long e_ = (long long)(expected), a_ = (long long)(actual);        \
+        if (e_ != a_) {                                                        \
+            fprintf(stderr, "%s:%d: %s: expected %lld (%s), got %lld (%s)\n",  \
+                    __FILE__, __LINE__, #actual, e_,                           \
+                    e_ < 0 ? mempipe_strerror((int)e_) : "count", a_,          \
+                    a_ < 0 ? mempipe_strerror((int)a_) : "count");             \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+#define T_CHECK(cond, ...)                                                     \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+/*
+ * A parking waker of the tests' own (independent of the library's parker):
+ * seq counts wakes; a waiter sleeps on a condvar while seq still equals what
+ * it saw before its poll call. Use: seen = tu_park_prepare(p); poll call with
+ * the waker {tu_park_wake, p}; on -EAGAIN, tu_park_wait(p, seen).
+ */
+struct tu_park {
+    atomic_uint seq;
+    atomic_int sleepers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+void tu_park_init(struct tu_park *p);
+void tu_park_destroy(struct tu_park *p);
+unsigned tu_park_prepare(struct tu_park *p);
+void tu_park_wake(void *ctx);
+void tu_park_wait(struct tu_park *p, unsigned seen);
+
+/*
+ * Watchdog: aborts with a message if tu_progress stands still for 10 s
+ * between tu_watchdog_start(what) and tu_watchdog_end(). Tests bump
+ * tu_progress whenever they complete a step.
+ */
+extern atomic_ulong tu_progress;
+void tu_watchdog_start(const char *what);
+void tu_watchdog_end(void);
 
 #endif
