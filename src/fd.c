@@ -213,12 +213,17 @@ static bool in_step(const struct watcher *x, bool cond)
     return on < 0 || on == (int)cond;
 }
 
-/* Under w->lock. Loops only while other threads keep changing the state. */
-static void sync_rd(struct mempipe__pipe *p, struct watcher *x)
+/*
+ * Under w->lock: brings one watcher's kernel object in line with its
+ * condition (can_read or can_write). Loops only while other threads keep
+ * changing the state.
+ */
+static void sync_one(struct mempipe__pipe *p, struct watcher *x,
+                     bool (*cond)(const struct mempipe__pipe *))
 {
     for (;;) {
         int on = atomic_load_explicit(&x->on, memory_order_relaxed);
-        bool c = can_read(p);
+        bool c = cond(p);
         if (on < 0 || on == (int)c)
             return;
         atomic_store_explicit(&x->on, (int)c, memory_order_relaxed);
@@ -227,22 +232,6 @@ static void sync_rd(struct mempipe__pipe *p, struct watcher *x)
         else
             object_clear(x);
         mempipe__full_fence(); /* `on` before the re-read: the handshake */
-    }
-}
-
-static void sync_wr(struct mempipe__pipe *p, struct watcher *x)
-{
-    for (;;) {
-        int on = atomic_load_explicit(&x->on, memory_order_relaxed);
-        bool c = can_write(p);
-        if (on < 0 || on == (int)c)
-            return;
-        atomic_store_explicit(&x->on, (int)c, memory_order_relaxed);
-        if (c)
-            object_set(x);
-        else
-            object_clear(x);
-        mempipe__full_fence(); /* as in sync_rd */
     }
 }
 
@@ -255,8 +244,8 @@ void mempipe__fd_notify(struct mempipe__pipe *p)
     if (in_step(&w->rd, can_read(p)) && in_step(&w->wr, can_write(p)))
         return;
     pthread_mutex_lock(&w->lock);
-    sync_rd(p, &w->rd);
-    sync_wr(p, &w->wr);
+    sync_one(p, &w->rd, can_read);
+    sync_one(p, &w->wr, can_write);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -311,9 +300,9 @@ static int watch_fd(struct mempipe__pipe *p, bool rd)
      * of the handshake, so a change whose hook saw no watcher is seen. */
     mempipe__full_fence();
     if (rd)
-        sync_rd(p, x);
+        sync_one(p, x, can_read);
     else
-        sync_wr(p, x);
+        sync_one(p, x, can_write);
     rc = x->fd;
 out:
     pthread_mutex_unlock(&w->lock);

@@ -46,6 +46,16 @@ static inline void mempipe__fence_after_rmw(void)
 #endif
 }
 
+/* A spin-wait hint: PAUSE on x86, YIELD on ARM, nothing elsewhere. */
+static inline void mempipe__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #if defined(__GNUC__)
 #define MEMPIPE__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define MEMPIPE__UNLIKELY(x) __builtin_expect(!!(x), 0)

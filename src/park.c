@@ -1,6 +1,8 @@
 /* The parker of park.h: futex or mutex+condvar. */
 #include "park.h"
 
+#include "fence.h"
+
 #include <time.h>
 
 #if defined(MEMPIPE_USE_FUTEX)
@@ -26,15 +28,6 @@
 #define SPIN_NS     30000L
 #define MISS_LIMIT  4u
 #define PROBE_EVERY 64u
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 static long elapsed_ns(const struct timespec *t0)
 {
@@ -64,7 +57,7 @@ static int spin_for_wake(struct mempipe__parker *pk, unsigned seen)
                 pk->misses = 0;
                 return 1;
             }
-            cpu_relax();
+            mempipe__cpu_relax();
         }
     } while (elapsed_ns(&t0) < SPIN_NS);
     if (pk->misses < MISS_LIMIT)

@@ -11,6 +11,8 @@
  */
 #include "waker.h"
 
+#include "fence.h"
+
 #include "trace.h"
 
 #include <sched.h>
@@ -28,15 +30,6 @@ struct calling_frame {
 };
 static _Thread_local struct calling_frame *calling_now;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 void mempipe__slot_init(struct mempipe__slot *s)
 {
     atomic_init(&s->state, SLOT_EMPTY);
@@ -51,7 +44,7 @@ static unsigned lock_slot(struct mempipe__slot *s)
     unsigned cur = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
         if (cur == SLOT_BUSY) {
-            cpu_relax();
+            mempipe__cpu_relax();
             cur = atomic_load_explicit(&s->state, memory_order_relaxed);
             continue;
         }
