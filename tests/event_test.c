@@ -15,80 +15,9 @@
 
 #include "mempipe/event.h"
 
-/* ------------------------------------------------------------------------ */
-/* The peer: one thread writes the pattern then shuts down, one reads back   */
-/* ------------------------------------------------------------------------ */
-
 #define ECHO_TOTAL (16u << 20)
 #define PIPE_CAP   (16u << 10)
 #define ECHO_BUF   (8u << 10)
-
-/* ------------------------------------------------------------------------ */
-/* The peer: one thread writes the pattern then shuts down, one reads back   */
-/* ------------------------------------------------------------------------ */
-
-struct peer {
-    mempipe *end;
-    uint64_t seed;
-    size_t read_back;
-    long bad_at; /* first mismatching position, or -1 */
-    pthread_t wt, rt;
-};
-
-static void *peer_writer(void *arg)
-{
-    struct peer *p = arg;
-    unsigned char *buf = malloc(ECHO_BUF * 4);
-    uint64_t rng = p->seed;
-    size_t done = 0;
-    while (buf != NULL && done < ECHO_TOTAL) {
-        size_t n = 1 + tu_rand(&rng) % (ECHO_BUF * 4);
-        if (n > ECHO_TOTAL - done)
-            n = ECHO_TOTAL - done;
-        tu_pattern(buf, n, done, p->seed);
-        if (mempipe_write(p->end, buf, n) != (ssize_t)n)
-            break;
-        done += n;
-    }
-    mempipe_shutdown(p->end);
-    free(buf);
-    return NULL;
-}
-
-static void *peer_reader(void *arg)
-{
-    struct peer *p = arg;
-    unsigned char buf[ECHO_BUF];
-    p->bad_at = -1;
-    for (;;) {
-        ssize_t n = mempipe_read(p->end, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        long bad = tu_check_pattern(buf, (size_t)n, p->read_back, p->seed);
-        if (bad >= 0 && p->bad_at < 0)
-            p->bad_at = (long)p->read_back + bad;
-        p->read_back += (size_t)n;
-    }
-    return NULL;
-}
-
-static void peer_start(struct peer *p, mempipe *end, uint64_t seed)
-{
-    memset(p, 0, sizeof *p);
-    p->end = end;
-    p->seed = seed;
-    p->bad_at = -1;
-    assert_int_equal(0, pthread_create(&p->wt, NULL, peer_writer, p));
-    assert_int_equal(0, pthread_create(&p->rt, NULL, peer_reader, p));
-}
-
-static void peer_join(struct peer *p)
-{
-    pthread_join(p->wt, NULL);
-    pthread_join(p->rt, NULL);
-    assert_int_equal(-1, p->bad_at);
-    assert_int_equal(ECHO_TOTAL, p->read_back);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Echo through a watch                                                      */
@@ -161,11 +90,11 @@ static void test_event_watch_echo_16MiB_with_blocking_peer(void **state)
     e->w = mempipe_event_watch_new(base, e->end, on_echo_ready, e);
     assert_non_null(e->w);
     assert_rc(0, mempipe_event_watch_add(e->w, EV_READ));
-    struct peer p;
-    peer_start(&p, peer_end, 21);
+    struct tu_peer p;
+    tu_peer_start(&p, peer_end, ECHO_TOTAL, 21);
     /* 1: it returned because nothing was left pending (the watch freed). */
     assert_int_equal(1, event_base_dispatch(base));
-    peer_join(&p);
+    tu_peer_join(&p);
     assert_int_equal(1, e->freed);
     assert_int_equal(ECHO_TOTAL, e->echoed);
     mempipe_close(e->end);
@@ -246,13 +175,13 @@ static void test_event_waker_echo_16MiB_with_blocking_peer(void **state)
     e->base = base;
     e->ev = event_new(base, -1, 0, on_wake, e);
     assert_non_null(e->ev);
-    struct peer p;
-    peer_start(&p, peer_end, 22);
+    struct tu_peer p;
+    tu_peer_start(&p, peer_end, ECHO_TOTAL, 22);
     pump(e);
     /* The waker's event is never added, only activated: keep the loop
      * running while nothing is pending, until pump() breaks it. */
     assert_int_equal(0, event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY));
-    peer_join(&p);
+    tu_peer_join(&p);
     assert_int_equal(1, e->done);
     assert_int_equal(ECHO_TOTAL, e->echoed);
     assert_true(e->wakes > 0); /* the loop really waited on the waker */

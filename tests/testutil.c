@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 void tu_assert_rc(long long expected, long long actual, const char *expr,
@@ -279,4 +280,61 @@ int tu_alloc_teardown(void **state)
 long long tu_live(void)
 {
     return atomic_load(&tu_cnt.live);
+}
+
+#define PEER_BUF (8u << 10)
+
+static void *peer_writer(void *arg)
+{
+    struct tu_peer *p = arg;
+    unsigned char *buf = malloc(PEER_BUF * 4);
+    uint64_t rng = p->seed;
+    size_t done = 0;
+    while (buf != NULL && done < p->total) {
+        size_t n = 1 + tu_rand(&rng) % (PEER_BUF * 4);
+        if (n > p->total - done)
+            n = p->total - done;
+        tu_pattern(buf, n, done, p->seed);
+        if (mempipe_write(p->end, buf, n) != (ssize_t)n)
+            break;
+        done += n;
+    }
+    mempipe_shutdown(p->end);
+    free(buf);
+    return NULL;
+}
+
+static void *peer_reader(void *arg)
+{
+    struct tu_peer *p = arg;
+    unsigned char buf[PEER_BUF];
+    for (;;) {
+        ssize_t n = mempipe_read(p->end, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        long bad = tu_check_pattern(buf, (size_t)n, p->read_back, p->seed);
+        if (bad >= 0 && p->bad_at < 0)
+            p->bad_at = (long)p->read_back + bad;
+        p->read_back += (size_t)n;
+    }
+    return NULL;
+}
+
+void tu_peer_start(struct tu_peer *p, mempipe *end, size_t total, uint64_t seed)
+{
+    memset(p, 0, sizeof *p);
+    p->end = end;
+    p->seed = seed;
+    p->total = total;
+    p->bad_at = -1;
+    assert_int_equal(0, pthread_create(&p->wt, NULL, peer_writer, p));
+    assert_int_equal(0, pthread_create(&p->rt, NULL, peer_reader, p));
+}
+
+void tu_peer_join(struct tu_peer *p)
+{
+    pthread_join(p->wt, NULL);
+    pthread_join(p->rt, NULL);
+    assert_int_equal(-1, p->bad_at);
+    assert_int_equal(p->total, p->read_back);
 }

@@ -96,4 +96,22 @@ extern atomic_ulong tu_progress;
 void tu_watchdog_start(const char *what);
 void tu_watchdog_end(void);
 
+/*
+ * A blocking peer for echo tests: one thread writes `total` pattern bytes
+ * (seeded, random chunk sizes) to `end` and shuts it down; another reads
+ * from `end` until EOF and checks every byte against the pattern.
+ * tu_peer_join() asserts that all `total` bytes came back intact.
+ */
+struct tu_peer {
+    mempipe *end;
+    uint64_t seed;
+    size_t total;
+    size_t read_back;
+    long bad_at; /* first mismatching position, or -1 */
+    pthread_t wt, rt;
+};
+void tu_peer_start(struct tu_peer *p, mempipe *end, size_t total,
+                   uint64_t seed);
+void tu_peer_join(struct tu_peer *p);
+
 #endif
