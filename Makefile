@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Thin wrapper around CMake. Quick start:
 #   make demo     build and run examples/demo
 #   make test     build and run the whole test suite under CTest

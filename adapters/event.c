@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The libevent adapter: a watch is one persistent EV_READ event per
  * direction over the end's level-triggered fds (both signal with POLLIN),

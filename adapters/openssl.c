@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The OpenSSL BIO adapter: a source/sink BIO whose reads and writes are
  * mempipe calls on one end. It knows only the public API: mempipe_poll_*

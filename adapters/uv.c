@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The libuv adapter: a watch is one uv_poll_t per direction over the end's
  * level-triggered fds (readable when the end can read, writable fd readable

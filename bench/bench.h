@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe_bench: shared pieces of the benchmark program.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe_bench: mempipe against pipe(2), socketpair and memcpy.
  *

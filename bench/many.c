@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * W5 many pairs: 1,000 duplex pairs; one thread echoes 64 B on each pair in
  * turn through the poll API (A writes, B reads, B writes back, A reads), 10

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The physical limit: memcpy of a cache-resident 64 KiB block until 1 GiB
  * has moved, and of 256 MiB into another 256 MiB (DRAM bound). A pipe moves

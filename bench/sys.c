@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The machine side of the benchmark: clock, CPU facts, pinning, RSS, the
  * counting allocator and the kernel baselines' fd helpers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The printed table: one markdown table for the whole invocation, a group
  * of rows at a time (one workload and placement: mempipe and its kernel

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The two-thread workloads, each in three placements (as is, split across
  * two cores, both on one core):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # USDT static probes (src/trace.h), provider "mempipe": built in where
 # <sys/sdt.h> is found (Debian: systemtap-sdt-dev), unless MEMPIPE_USDT=OFF.
 # A probe is one NOP until a tracer attaches. MEMPIPE_USDT=1 is defined for

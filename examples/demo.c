@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe demo: the two ways to drive a pipe.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * epoll_echo: one thread, one epoll set, 1,000 echo conversations.
  *

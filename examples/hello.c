@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hello.c: a request and a reply over an in-memory "socketpair". */
 #include <mempipe.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS over an in-memory pipe: a server thread and a client talk TLS 1.3 over
  * one mempipe duplex through mempipe BIOs, exactly as they would over a TCP

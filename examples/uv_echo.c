@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A libuv loop serves an echo over a mempipe end while a plain thread, using
  * blocking calls, talks to it from the other end: the shape of an in-process

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer target with clang (gcc has no libFuzzer, so this is
 # not part of the default CMake build):
 #   sh fuzz/build.sh [OUTDIR]      -> OUTDIR/mempipe_fuzz (default build-fuzz)

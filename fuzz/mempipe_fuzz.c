@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: decodes its input into a sequence of public calls on a
  * duplex, a simplex and a loopback (and on NULL and closed-then-remade ends),

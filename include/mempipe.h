@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe — in-memory byte pipes that behave like sockets.
  *

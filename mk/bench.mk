@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Benchmark targets (the full run is `make bench` in the Makefile).
 #   make bench-quick   every workload, small sizes, one run (seconds)
 #   make callgrind     W3 under callgrind: instructions per write+read pair

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Pollable fds (src/fd.c). `make fdpipe` builds and tests the whole suite with
 # the pipe(2) fallback forced instead of eventfd (-DMEMPIPE_FD_PIPE=ON), in
 # its own build directory, then runs the epoll example briefly over it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Reliability targets (docs/RELIABILITY.md):
 #   make fuzz          libFuzzer target for FUZZ_SECONDS (default 60), after
 #                      replaying fuzz/regressions/ and the seed corpus

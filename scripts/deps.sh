@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Makes sure the Debian packages a make target needs are installed.
 #   scripts/deps.sh build   cmake, a C compiler, make
 #   scripts/deps.sh test    the above + cmocka and pkg-config

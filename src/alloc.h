@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation through the user's hook (mempipe_set_allocator). */
 #ifndef MEMPIPE_ALLOC_H
 #define MEMPIPE_ALLOC_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The blocking front-end: poll with a parking waker, sleep, poll again.
  * It knows only the poll API and the parker. Each end has its own parker per

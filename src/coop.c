@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The cooperative budget, and the slow path of the poll calls, taken when
  * this thread has a budget or a tracer is attached. See coop.h for the

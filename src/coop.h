@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * coop: the cooperative budget, tokio's `coop` for C executors.
  *

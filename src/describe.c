@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe_describe: a one-line snapshot of an end, for logs and debuggers.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Ends: creation, argument checks, routing to the right pipe, close.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * end: the handle users hold. A duplex core holds two pipes crossed and two
  * ends; a simplex core one pipe and a reader and a writer end; a loopback

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mempipe_strerror: every message from one table. */
 #include "mempipe.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pollable file descriptors: one level-triggered fd per end and direction,
  * made on first request, so any event loop can watch a mempipe.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fd: the pollable-file-descriptor front-end (mempipe_readable_fd,
  * mempipe_writable_fd). Each pipe may carry one `watch` with up to two

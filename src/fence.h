@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The full fence of the lost-wakeup protocol (see pipe.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The parker of park.h: futex or mutex+condvar. */
 #include "park.h"
 

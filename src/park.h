@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * parker: puts one thread to sleep until a waker fires. The parker's wake
  * function is an ordinary mempipe_waker, so the blocking front-end is built

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One direction of a mempipe: the SPEC.md rules.
  *

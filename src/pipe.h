@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pipe: one direction. A ring, a capacity M, write-closed and read-closed
  * flags, and one waker slot per role. The SPEC.md rules about reading,

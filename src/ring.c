@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The SPSC segment ring. See ring.h for the shape.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring: a single-producer/single-consumer byte queue.
  *

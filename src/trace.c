@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The USDT semaphore of trace.h. A tracer increments a probe's semaphore
  * while it is attached to that probe (the kernel does it for uprobes with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trace: static probes (USDT, <sys/sdt.h>) under the provider `mempipe`.
  *

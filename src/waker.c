@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The single-waiter slot. A waker is two pointers, which no portable C11
  * atomic swaps at once, so the slot is a tiny state machine instead:

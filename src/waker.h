@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waker slot: holds at most one waker for one role (reader or writer) of one
  * pipe. The role's owner stores into it; any thread that makes progress takes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe stress: many threads and pipes for a set time, exiting non-zero on
  * any hang, lost or corrupted byte, or unexpected error.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Allocation failure sweep through the allocator hook (mempipe_set_allocator),
  * in the manner of Lua's ltests.c: for every API path, fail its 1st, 2nd, ...

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * SPEC.md R30: bad input to every public function of include/mempipe.h.
  * Each bad call runs on a fresh pipe holding known bytes in every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The cooperative budget (mempipe_budget_set / mempipe_budget_left): exactly
  * N completions then a yield, pending results spend nothing, unlimited by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe_describe: the exact documented format for every kind and state,
  * snprintf-style truncation and return value, argument errors, and safety

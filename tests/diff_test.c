@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Differential test: the same seeded random sequences of writes, writevs,
  * reads, shutdowns and closes, on both ends, run on a mempipe duplex and on a

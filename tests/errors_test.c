@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * SPEC.md R31: mempipe_strerror names every code the library returns, in
  * both signs, and answers something for every other int; mempipe_version

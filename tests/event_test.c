@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The libevent adapter (include/mempipe/event.h): an event_base echoes
  * 16 MiB back to peer threads that use blocking calls, once through a watch

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pollable fds (mempipe_readable_fd / mempipe_writable_fd): level-triggered
  * readiness in every state under poll(2), select(2) and epoll, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The end-kind fixture of the rules_*_test.c files: most SPEC rules hold for
  * every kind of end (duplex, simplex, loopback), so a test body taking a kind

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The OpenSSL BIO adapter (include/mempipe/openssl.h): the BIO's own
  * contract (retry flags, EOF, controls, close flag), then real TLS 1.3 over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Ping-pong: the lost-wakeup hunt. One byte at a time goes back and forth
  * through capacity-1 pipes, so every single transfer meets an empty or full

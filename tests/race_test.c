@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Close races: an end is closed (or shut down) at a random moment while a
  * thread is blocked in mempipe_read/mempipe_write on the other side, or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Wakers that re-enter the library from the thread that woke them (R24):
  * registering again, writing (to the peer and on the end whose call woke

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * SPEC.md R27-R29: the blocking calls, with the peer role on another
  * thread: reads that wait for data or EOF, writes that wait for all bytes

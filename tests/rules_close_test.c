@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * SPEC.md R17-R22: shutdown and close of duplex, simplex and loopback ends,
  * in every order and from other threads; bytes before EOF; memory freed by

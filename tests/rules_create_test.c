@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * SPEC.md R1-R3: capacity, creation errors, and memory that follows the
  * bytes buffered rather than the capacity.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * SPEC.md R4-R9: mempipe_poll_read. Every rule is checked on each end kind
  * where it applies (duplex, simplex, loopback), with exact return values,

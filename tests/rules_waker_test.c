@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * SPEC.md R23-R26: waker slots (replace, at most once, empty after the
  * call), wakers that re-enter the library on either end (register again,

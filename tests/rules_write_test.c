@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * SPEC.md R10-R16: mempipe_poll_write, mempipe_poll_writev and
  * mempipe_poll_flush, on each end kind where a rule applies. A SIGPIPE

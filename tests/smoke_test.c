@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A first end-to-end look: one duplex, both directions, EOF and EPIPE. */
 #include "testutil.h"
 

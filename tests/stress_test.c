@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Threaded stress: data flows both ways at once through one duplex, four
  * threads per duplex (a writer and a reader on each end), with every byte

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for the cmocka tests. */
 #ifndef MEMPIPE_TESTUTIL_H
 #define MEMPIPE_TESTUTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The USDT probes (src/trace.h): all six are in the built shared library
  * and in a program linked with the static one, each with the documented

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The libuv adapter (include/mempipe/uv.h): a libuv loop echoes 16 MiB
  * back to peer threads that use blocking calls, once through a watch (the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 make asan

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole tree again with clang instead of gcc, warnings as errors: library,
 # tests, examples, benchmarks and any adapter whose dependency is found.
 set -euo pipefail

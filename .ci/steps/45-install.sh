@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs mempipe into a temporary prefix with `cmake --install`, then builds
 # examples/consumer against that install twice, as a user's project would:
 # once through pkg-config (its Makefile), once through find_package (its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # One thread, one epoll set: 1,000 echo pairs over mempipe's pollable fds,
 # then over 1,000 socketpairs; checks every echoed byte, prints both rates.
 # Uses the build/ tree that `make test` built.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The benchmark still builds and runs every workload (--quick: small sizes,
 # one run). Nothing is asserted about speed; a hang or a wrong byte fails.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The differential test against socketpair over a second, larger range of
 # seeds than make test's 10,000 (seeds 1..10000). Deterministic: a failure
 # prints its seed; replay it with MEMPIPE_DIFF_SEED=<seed> build/tests/diff_test.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # stress/stress.c for 60 s under ThreadSanitizer (its own build directory):
 # threads, pipes, blocking and poll calls, re-entrant wakers, racing closes.
 set -euo pipefail

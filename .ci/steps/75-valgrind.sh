@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Valgrind over the test executables of a normal (RelWithDebInfo) build:
 #   memcheck  --leak-check=full --error-exitcode=1 on every test executable
 #             but the slowest (see SKIP_MEMCHECK);

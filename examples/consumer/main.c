@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A program built against an installed mempipe, the way a user's project
  * would: through pkg-config (Makefile) or find_package (CMakeLists.txt).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe/event.h — drive mempipe ends from a libevent event_base.
  *

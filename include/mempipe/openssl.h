@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe/openssl.h — an OpenSSL BIO over a mempipe end.
  *

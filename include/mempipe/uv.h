@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempipe/uv.h — drive mempipe ends from a libuv loop.
  *
