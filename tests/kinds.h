@@ -71,6 +71,7 @@ struct tu_counting {
     atomic_llong total;  /* bytes ever handed out */
     atomic_long calls;   /* allocation calls, failed ones included */
     atomic_long fail_at; /* fail allocation number >= this (1-based); 0 off */
+    atomic_int poison;   /* fill a block with 0xdd before freeing it */
 };
 
 extern struct tu_counting tu_cnt;
@@ -82,6 +83,9 @@ void tu_counting_reset(void);
  * nothing is left allocated and put the default allocator back. */
 int tu_alloc_setup(void **state);
 int tu_alloc_teardown(void **state);
+/* tu_alloc_setup, and poison every freed block: a use after free then reads
+ * 0xdd bytes (a garbage pointer) even without ASan. */
+int tu_poison_setup(void **state);
 /* Bytes allocated and not yet freed. */
 long long tu_live(void);
 

@@ -228,6 +228,10 @@ void expect_calls(int want, struct tu_counter *c)
 
 struct tu_counting tu_cnt;
 
+/* Called through a volatile pointer: a plain memset before free() is a dead
+ * store that the compiler removes. */
+static void *(*volatile poison_fill)(void *, int, size_t) = memset;
+
 void *tu_counting_realloc(void *ctx, void *ptr, size_t old_size,
                           size_t new_size)
 {
@@ -235,6 +239,8 @@ void *tu_counting_realloc(void *ctx, void *ptr, size_t old_size,
     if (new_size == 0) {
         if (ptr != NULL) {
             atomic_fetch_sub(&c->live, (long long)old_size);
+            if (atomic_load(&c->poison))
+                poison_fill(ptr, 0xdd, old_size); /* the hook has the size */
             free(ptr);
         }
         return NULL;
@@ -257,6 +263,7 @@ void tu_counting_reset(void)
     atomic_store(&tu_cnt.total, 0);
     atomic_store(&tu_cnt.calls, 0);
     atomic_store(&tu_cnt.fail_at, 0);
+    atomic_store(&tu_cnt.poison, 0);
 }
 
 int tu_alloc_setup(void **state)
@@ -265,6 +272,13 @@ int tu_alloc_setup(void **state)
     tu_counting_reset();
     /* No pipe is alive between tests, so the hook may change. */
     assert_rc(0, mempipe_set_allocator(tu_counting_realloc, &tu_cnt));
+    return 0;
+}
+
+int tu_poison_setup(void **state)
+{
+    tu_alloc_setup(state);
+    atomic_store(&tu_cnt.poison, 1);
     return 0;
 }
 
