@@ -34,6 +34,10 @@
  *   A stored waker is called at most once, on whichever thread made progress
  *   possible (the peer's writer, reader, shutdown or close), outside every
  *   internal lock, and it may call back into the library on either end.
+ *   It may close any end of the pipe: the one it was registered through,
+ *   the one whose call is running it, or the last one. The pipe's memory is
+ *   freed only after the outermost library call that ran the waker has
+ *   returned (R32), and that call returns as it would after the close.
  *   Registering a new waker for the same direction replaces the old one,
  *   which is then never called. Once mempipe_close(end) has returned, no
  *   waker registered through that end is running or will ever run.
@@ -86,6 +90,9 @@ typedef struct mempipe mempipe;
  * inside a mempipe call on the other end; it may re-enter the library.
  * Spurious calls are possible (for example after the stored waker's call
  * already succeeded by a later retry): treat a wake as "poll again".
+ * wake must not be NULL: every call that takes a waker returns -EINVAL for
+ * one whose wake is NULL, and stores nothing. A waker must return normally
+ * (not longjmp out of the call that runs it, nor end its thread).
  */
 typedef struct mempipe_waker {
     void (*wake)(void *ctx);
@@ -142,7 +149,8 @@ MEMPIPE_EXTERN int mempipe_loopback(size_t max_buf_size, mempipe **end);
  *
  * Wakers this end registered are dropped: once close returns, none of them is
  * running or will run (if one is running on another thread, close waits for
- * it to return; a waker may close the very end it was registered through).
+ * it to return; a waker may close the very end it was registered through,
+ * or any other end of the pipe: see R32 above, under Wakers).
  * NULL is a no-op. Any thread, once no other call on this end is in progress.
  * The end must not be used again.
  */
@@ -163,7 +171,8 @@ MEMPIPE_EXTERN void mempipe_close(mempipe *end);
  *         waker is non-NULL it is stored and called once data, EOF or an
  *         error arrives (by the writer's thread). With a NULL waker nothing
  *         is stored.
- *         -EINVAL if end is NULL, or buf is NULL and len > 0.
+ *         -EINVAL if end is NULL, buf is NULL and len > 0, or waker is
+ *         non-NULL with a NULL wake (also when nothing would be stored).
  *         -EBADF if end is a simplex writer end.
  * A read that took at least one byte wakes the peer's parked writer.
  * Thread: the one thread currently reading this end.
@@ -180,7 +189,8 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
  *         reader is gone, checked first even with free space; never a signal.
  *         -EAGAIN if the pipe is full; a non-NULL waker is stored and called
  *         once space frees or the pipe closes (by the reader's thread).
- *         -EINVAL if end is NULL, or buf is NULL and len > 0.
+ *         -EINVAL if end is NULL, buf is NULL and len > 0, or waker is
+ *         non-NULL with a NULL wake (also when nothing would be stored).
  *         -EBADF if end is a simplex reader end.
  * A write that accepted at least one byte wakes the peer's parked reader.
  * Thread: the one thread currently writing this end.
@@ -205,7 +215,8 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_writev(mempipe *end,
 
 /*
  * Flushes: there is never anything to flush, so it returns 0 at once and
- * stores no waker. -EINVAL for a NULL end. Any thread.
+ * stores no waker. -EINVAL for a NULL end or a waker with a NULL wake.
+ * Any thread.
  */
 MEMPIPE_EXTERN int mempipe_poll_flush(mempipe *end, const mempipe_waker *waker);
 
@@ -216,7 +227,8 @@ MEMPIPE_EXTERN int mempipe_poll_flush(mempipe *end, const mempipe_waker *waker);
  * writes return -EPIPE; its reading direction stays open. Completes at once
  * (returns 0; the waker is never stored) and is idempotent, also after the
  * peer is gone.
- * Errors: -EINVAL for a NULL end; -EBADF for a simplex reader end.
+ * Errors: -EINVAL for a NULL end or a waker with a NULL wake; -EBADF for a
+ * simplex reader end.
  * Any thread (it may interrupt a writer blocked on another thread).
  */
 MEMPIPE_EXTERN int mempipe_poll_shutdown(mempipe *end,

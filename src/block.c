@@ -6,21 +6,33 @@
  * call returned touches valid memory and only bumps a counter.
  */
 #include "end.h"
+#include "hold.h"
 
 #include <errno.h>
 
+/*
+ * Each call runs inside a hold frame (hold.h) on the pipe it moves bytes
+ * through: a waker that one of its rounds runs may close this very end and
+ * its peer (R32), and the loop then still touches the end (its parker, the
+ * next round, which sees the close).
+ */
 ssize_t mempipe_read(mempipe *end, void *buf, size_t len)
 {
     if (end == NULL)
         return -EINVAL;
     mempipe_waker w = {mempipe__park_wake, &end->rpark};
+    struct mempipe__hold frame;
+    mempipe__hold_enter(&frame, end->rx);
+    ssize_t n;
     for (;;) {
         unsigned seen = mempipe__park_prepare(&end->rpark);
-        ssize_t n = mempipe_poll_read(end, buf, len, &w);
+        n = mempipe_poll_read(end, buf, len, &w);
         if (n != -EAGAIN)
-            return n; /* R27: bytes, EOF or an error */
+            break; /* R27: bytes, EOF or an error */
         mempipe__park_wait(&end->rpark, seen);
     }
+    mempipe__hold_leave(&frame);
+    return n;
 }
 
 ssize_t mempipe_write(mempipe *end, const void *buf, size_t len)
@@ -30,6 +42,9 @@ ssize_t mempipe_write(mempipe *end, const void *buf, size_t len)
     mempipe_waker w = {mempipe__park_wake, &end->wpark};
     const unsigned char *p = buf;
     size_t done = 0;
+    ssize_t rc = 0;
+    struct mempipe__hold frame;
+    mempipe__hold_enter(&frame, end->tx);
     do {
         unsigned seen = mempipe__park_prepare(&end->wpark);
         /* p may be NULL when len is 0 (R14: still a call, for -EPIPE);
@@ -40,9 +55,12 @@ ssize_t mempipe_write(mempipe *end, const void *buf, size_t len)
             mempipe__park_wait(&end->wpark, seen);
             continue;
         }
-        if (n < 0) /* R28: the bytes accepted so far, else the error */
-            return done > 0 ? (ssize_t)done : n;
+        if (n < 0) { /* R28: the bytes accepted so far, else the error */
+            rc = n;
+            break;
+        }
         done += (size_t)n;
     } while (done < len);
-    return (ssize_t)done;
+    mempipe__hold_leave(&frame);
+    return done > 0 ? (ssize_t)done : rc;
 }

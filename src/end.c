@@ -9,6 +9,8 @@
 
 #include "alloc.h"
 #include "coop.h"
+#include "fd.h"
+#include "hold.h"
 #include "trace.h"
 
 #include <errno.h>
@@ -111,6 +113,16 @@ int mempipe_loopback(size_t max_buf_size, mempipe **end)
     return 0;
 }
 
+/* Drops n references; the last one frees the core. Any thread. */
+static void core_unref(void *obj, unsigned n)
+{
+    struct mempipe__core *c = obj;
+    /* acq_rel: every end's last actions happen before the free. */
+    if (atomic_fetch_sub_explicit(&c->refs, (int)n, memory_order_acq_rel) ==
+        (int)n)
+        core_free(c);
+}
+
 void mempipe_close(mempipe *end)
 {
     if (end == NULL)
@@ -131,16 +143,26 @@ void mempipe_close(mempipe *end)
     if (end->rx != NULL)
         mempipe__pipe_close_read(end->rx);
 
-    struct mempipe__core *c = end->core;
-    /* acq_rel: every end's last actions happen before the free. */
-    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
-        core_free(c);
+    /*
+     * R32: inside a call on this pipe (this close runs in a waker that the
+     * call ran), the reference is dropped when the outermost such call
+     * returns, which still touches the pipe; otherwise now.
+     */
+    if (!mempipe__hold_defer(end->rx, end->tx, core_unref, end->core))
+        core_unref(end->core, 1);
 }
+
+/*
+ * R30: a waker whose wake is NULL would crash the thread that runs it, in
+ * the peer's call, long after this one returned: -EINVAL at once, from
+ * every call that takes a waker, whether or not it would store it.
+ */
+#define BAD_WAKER(w) ((w) != NULL && (w)->wake == NULL)
 
 ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
                           const mempipe_waker *waker)
 {
-    if (end == NULL || (buf == NULL && len > 0))
+    if (end == NULL || (buf == NULL && len > 0) || BAD_WAKER(waker))
         return -EINVAL; /* R30 */
     if (end->rx == NULL)
         return -EBADF;
@@ -152,7 +174,7 @@ ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
 ssize_t mempipe_poll_write(mempipe *end, const void *buf, size_t len,
                            const mempipe_waker *waker)
 {
-    if (end == NULL || (buf == NULL && len > 0))
+    if (end == NULL || (buf == NULL && len > 0) || BAD_WAKER(waker))
         return -EINVAL;
     if (end->tx == NULL)
         return -EBADF;
@@ -165,7 +187,7 @@ ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,
                             const mempipe_waker *waker)
 {
     if (end == NULL || iovcnt < 0 || iovcnt > IOV_MAX ||
-        (iov == NULL && iovcnt > 0))
+        (iov == NULL && iovcnt > 0) || BAD_WAKER(waker))
         return -EINVAL;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++) {
@@ -184,14 +206,14 @@ ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,
 
 int mempipe_poll_flush(mempipe *end, const mempipe_waker *waker)
 {
-    (void)waker; /* R16: never anything to flush, never stored */
-    return end == NULL ? -EINVAL : 0;
+    /* R16: never anything to flush, never stored */
+    return end == NULL || BAD_WAKER(waker) ? -EINVAL : 0;
 }
 
 int mempipe_poll_shutdown(mempipe *end, const mempipe_waker *waker)
 {
-    (void)waker; /* completes at once: never stored */
-    if (end == NULL)
+    /* Completes at once: the waker is never stored. */
+    if (end == NULL || BAD_WAKER(waker))
         return -EINVAL;
     if (end->tx == NULL)
         return -EBADF;

@@ -4,7 +4,7 @@
  * mempipe_writable_fd). Each pipe may carry one `watch` with up to two
  * watchers: the readable fd of the end that reads it and the writable fd of
  * the end that writes it. The pipe calls mempipe__fd_notify() after every
- * progress point once a watch exists (see mempipe__pipe_fd_hook in pipe.h);
+ * progress point once a watch exists (mempipe__pipe_progress in pipe.c);
  * an unwatched pipe never reaches this file on its data path.
  *
  * This header only declares: pipe.h includes it for the hook, so it must not

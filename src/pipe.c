@@ -17,6 +17,9 @@
  */
 #include "pipe.h"
 
+#include "fd.h"
+#include "hold.h"
+
 #include <errno.h>
 #include <stdint.h>
 
@@ -51,8 +54,7 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
                 mempipe__slot_cancel(&p->rd);
             /* rpos is published (release); order it before the slot load. */
             full_fence();
-            mempipe__slot_wake(&p->wr); /* R7 */
-            mempipe__pipe_fd_hook(p);
+            mempipe__pipe_progressed(p, MEMPIPE__ROLE_WRITER); /* R7 */
             return (ssize_t)n;
         }
         /*
@@ -104,8 +106,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
             /* wpos was published by a seq_cst compare-and-swap; order it
              * before the slot load. */
             mempipe__fence_after_rmw();
-            mempipe__slot_wake(&p->rd); /* R13 */
-            mempipe__pipe_fd_hook(p);
+            mempipe__pipe_progressed(p, MEMPIPE__ROLE_READER); /* R13 */
             return n;
         }
         if (w == NULL || stored)
@@ -133,9 +134,8 @@ void mempipe__pipe_close_write(struct mempipe__pipe *p)
     atomic_fetch_or_explicit(&p->flags, MEMPIPE__WCLOSED, memory_order_release);
     mempipe__ring_close_write(&p->ring);
     full_fence();
-    mempipe__slot_wake(&p->rd); /* R17: the reader sees EOF */
-    mempipe__slot_wake(&p->wr); /* R18: a parked writer sees -EPIPE */
-    mempipe__pipe_fd_hook(p);
+    /* R17: the reader sees EOF; R18: a parked writer sees -EPIPE. */
+    mempipe__pipe_progress(p, MEMPIPE__ROLE_READER | MEMPIPE__ROLE_WRITER);
 }
 
 void mempipe__pipe_close_read(struct mempipe__pipe *p)
@@ -148,12 +148,29 @@ void mempipe__pipe_close_read(struct mempipe__pipe *p)
      */
     atomic_fetch_or_explicit(&p->flags, MEMPIPE__RCLOSED, memory_order_release);
     mempipe__ring_close_write(&p->ring);
-    full_fence();
-    mempipe__slot_wake(&p->wr); /* R19/R20: the writer gets -EPIPE */
-    mempipe__pipe_fd_hook(p);
-    /* R21: nobody will read these; free their segments now. */
+    /* R21: nobody will read these; free their segments now, before the
+     * wake: once a waker has run, this call touches the pipe no more. */
     while (mempipe__ring_read(&p->ring, NULL, (size_t)-1) > 0)
         ;
+    full_fence();
+    mempipe__pipe_progress(p, MEMPIPE__ROLE_WRITER); /* R19/R20: -EPIPE */
+}
+
+void mempipe__pipe_progress(struct mempipe__pipe *p, unsigned roles)
+{
+    /* A waker may close any end of this pipe, the last one included; the
+     * frame keeps the memory until the wakes and the fd hook are done. */
+    struct mempipe__hold frame;
+    mempipe__hold_enter(&frame, p);
+    if (roles & MEMPIPE__ROLE_READER)
+        mempipe__slot_wake(&p->rd);
+    if (roles & MEMPIPE__ROLE_WRITER)
+        mempipe__slot_wake(&p->wr);
+    /* After the wakes, so after the caller's fence (fd.c argues why that
+     * order suffices). An unwatched pipe makes no syscall. */
+    if (atomic_load_explicit(&p->watch, memory_order_relaxed) != NULL)
+        mempipe__fd_notify(p);
+    mempipe__hold_leave(&frame);
 }
 
 size_t mempipe__pipe_readable(const struct mempipe__pipe *p)

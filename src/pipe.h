@@ -8,7 +8,6 @@
 #ifndef MEMPIPE_PIPE_H
 #define MEMPIPE_PIPE_H
 
-#include "fd.h"
 #include "fence.h"
 #include "ring.h"
 #include "waker.h"
@@ -60,15 +59,32 @@ void mempipe__pipe_close_write(struct mempipe__pipe *p);
 void mempipe__pipe_close_read(struct mempipe__pipe *p);
 
 /*
- * Pollable fds: every progress point calls this right after its wake, so
- * after its full fence (fd.c argues why that order suffices). An unwatched
- * pipe pays one relaxed load and one predictable branch, no syscall.
+ * The progress epilogue: every point that makes progress (bytes in or out,
+ * a close flag) publishes it, issues the full fence of R25, and then calls
+ * this, naming the role it may have unblocked. It is the only place that
+ * wakes and notifies. The common case — nobody waiting, no pollable fd — is
+ * two relaxed loads from the pipe's shared line and one branch; anything
+ * else goes to mempipe__pipe_progress() in pipe.c, which runs the wakes and
+ * the fd hook inside a hold frame (hold.h), so that a waker may close any
+ * end, the last included, while this call still has work to do (R32).
  */
-static inline void mempipe__pipe_fd_hook(struct mempipe__pipe *p)
+#define MEMPIPE__ROLE_READER 1u /* wake p->rd */
+#define MEMPIPE__ROLE_WRITER 2u /* wake p->wr */
+
+/* Out of line: the wakes, then the fds, inside a hold frame. */
+void mempipe__pipe_progress(struct mempipe__pipe *p, unsigned roles);
+
+static inline void mempipe__pipe_progressed(struct mempipe__pipe *p,
+                                            unsigned role)
 {
+    const struct mempipe__slot *s =
+        role == MEMPIPE__ROLE_READER ? &p->rd : &p->wr;
+    /* Relaxed: ordered by the caller's fence (waker.h, fd.c). Bitwise OR,
+     * so the compiler emits one branch. */
     if (MEMPIPE__UNLIKELY(
-            atomic_load_explicit(&p->watch, memory_order_relaxed) != NULL))
-        mempipe__fd_notify(p);
+            mempipe__slot_full(s) |
+            (atomic_load_explicit(&p->watch, memory_order_relaxed) != NULL)))
+        mempipe__pipe_progress(p, role);
 }
 
 /*
@@ -76,8 +92,7 @@ static inline void mempipe__pipe_fd_hook(struct mempipe__pipe *p)
  * common case — pipe open, everything fits in one segment — with the same
  * publish / fence / take protocol as the general path in pipe.c, and falls
  * back to it for everything else (short writes, segment changes, empty,
- * full, closed). Any hook added to the general path's progress points must
- * be added here too.
+ * full, closed). Both end in the one epilogue above.
  */
 static inline ssize_t mempipe__pipe_write1(struct mempipe__pipe *p,
                                            const void *buf, size_t len,
@@ -89,9 +104,7 @@ static inline ssize_t mempipe__pipe_write1(struct mempipe__pipe *p,
             len > 0 && mempipe__ring_put(&p->ring, buf, len) == len)) {
         /* wpos (a seq_cst CAS) before the slot load (R25). */
         mempipe__fence_after_rmw();
-        if (MEMPIPE__UNLIKELY(mempipe__slot_full(&p->rd)))
-            mempipe__slot_wake(&p->rd); /* R13 */
-        mempipe__pipe_fd_hook(p);
+        mempipe__pipe_progressed(p, MEMPIPE__ROLE_READER); /* R13 */
         return (ssize_t)len;
     }
     return mempipe__pipe_write(p, buf, len, w);
@@ -104,9 +117,7 @@ static inline ssize_t mempipe__pipe_read1(struct mempipe__pipe *p, void *buf,
     if (MEMPIPE__LIKELY(len > 0 &&
                         (n = mempipe__ring_get(&p->ring, buf, len)) > 0)) {
         mempipe__full_fence(); /* rpos before the slot load (R25) */
-        if (MEMPIPE__UNLIKELY(mempipe__slot_full(&p->wr)))
-            mempipe__slot_wake(&p->wr); /* R7 */
-        mempipe__pipe_fd_hook(p);
+        mempipe__pipe_progressed(p, MEMPIPE__ROLE_WRITER); /* R7 */
         return (ssize_t)n;
     }
     return mempipe__pipe_read(p, buf, len, w);

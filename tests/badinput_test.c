@@ -165,6 +165,44 @@ static void test_R30_create_capacity_extremes(void **state)
     }
 }
 
+/*
+ * A waker whose wake is NULL is -EINVAL on every call that takes a waker,
+ * whether or not the call would have stored it: in every state of the
+ * pipe (bytes to read, room to write, empty, full), never stored, nothing
+ * moved. Before this rule it was stored and crashed the peer's next call.
+ */
+static void test_R30_waker_with_null_wake_rejected_everywhere(void **state)
+{
+    (void)state;
+    const mempipe_waker nowake = {NULL, scratch};
+    const struct iovec iov[1] = {{scratch, 1}};
+    FOR_KINDS(k)
+    {
+        /* Bytes buffered, room free: the calls would not store. */
+        BAD(k, -EINVAL, mempipe_poll_read(S.rd, scratch, 1, &nowake));
+        BAD(k, -EINVAL, mempipe_poll_read(S.rd, scratch, 0, &nowake));
+        BAD(k, -EINVAL, mempipe_poll_write(S.wr, "x", 1, &nowake));
+        BAD(k, -EINVAL, mempipe_poll_write(S.wr, "x", 0, &nowake));
+        BAD(k, -EINVAL, mempipe_poll_writev(S.wr, iov, 1, &nowake));
+        BAD(k, -EINVAL, mempipe_poll_writev(S.wr, iov, 0, &nowake));
+        BAD(k, -EINVAL, mempipe_poll_flush(S.wr, &nowake));
+        BAD(k, -EINVAL, mempipe_poll_shutdown(S.wr, &nowake));
+    }
+    /* Empty and full: the calls would store; the peer's calls that would
+     * have run the stored waker then run nothing. */
+    mempipe *a, *b;
+    unsigned char buf[4];
+    assert_rc(0, mempipe_duplex(2, &a, &b));
+    assert_rc(-EINVAL, mempipe_poll_read(a, buf, sizeof buf, &nowake));
+    assert_rc(2, mempipe_poll_write(b, "xy", 2, NULL));
+    assert_rc(-EINVAL, mempipe_poll_write(b, "z", 1, &nowake));
+    assert_rc(-EINVAL, mempipe_poll_writev(b, iov, 1, &nowake));
+    assert_rc(2, mempipe_poll_read(a, buf, sizeof buf, NULL));
+    assert_rc(0, mempipe_shutdown(b));
+    mempipe_close(a);
+    mempipe_close(b);
+}
+
 static void test_R30_close_null(void **state)
 {
     (void)state;
@@ -463,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_R30_create_null_out_pointers),
         cmocka_unit_test(test_R30_create_capacity_extremes),
         cmocka_unit_test(test_R30_close_null),
+        cmocka_unit_test(test_R30_waker_with_null_wake_rejected_everywhere),
         cmocka_unit_test(test_R30_poll_read_bad_args),
         cmocka_unit_test(test_R30_poll_write_bad_args),
         cmocka_unit_test(test_R30_poll_writev_bad_counts),
