@@ -785,7 +785,8 @@ static void session_loopback(uint64_t *rng)
     uint64_t seed = tu_rand(rng);
     uint64_t total =
         tu_rand(rng) % ((cap < 256 ? SMALL_TOTAL : LARGE_TOTAL) + 1);
-    l.at = tu_rand(rng) % (2 * total + 2);
+    /* Bytes written plus read; one in four at the very end (the shutdown). */
+    l.at = tu_rand(rng) % 4 ? tu_rand(rng) % (2 * total + 2) : 2 * total;
     size_t maxchunk = cap * 2 < 4096 ? cap * 2 : 4096;
     unsigned char buf[4096];
     mempipe_waker w = {loop_wake, &l};
@@ -809,12 +810,7 @@ static void session_loopback(uint64_t *rng)
                 l.moved += (uint64_t)n;
             }
         }
-        if (!l.closed && wpos == total && !shut) {
-            l.call = IN_SHUTDOWN;
-            T_RC(0, mempipe_shutdown(l.e));
-            shut = 1;
-        }
-        /* ... then read until empty (the reader's waker is stored). */
+        /* ... then read until empty (the reader's waker is stored), ... */
         while (!l.closed) {
             l.call = IN_READ;
             n = mempipe_poll_read(l.e, buf, sizeof buf, &w);
@@ -829,6 +825,13 @@ static void session_loopback(uint64_t *rng)
             T_CHECK(shut && rpos == total,
                     "loopback EOF at %" PRIu64 " of %" PRIu64, rpos, total);
             break;
+        }
+        /* ... and shut down once all is written: that wakes the reader's
+         * waker, then the writer's. */
+        if (!l.closed && wpos == total && !shut) {
+            l.call = IN_SHUTDOWN;
+            T_RC(0, mempipe_shutdown(l.e));
+            shut = 1;
         }
     }
     if (!l.closed)
