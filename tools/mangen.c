@@ -759,8 +759,11 @@ static void paragraph(FILE *f, char **v, int n, int *first)
     }
 }
 
-/* Renders text (lines, blank lines between paragraphs). */
-static void blocks(FILE *f, char **v, int n, int *first)
+typedef void paragraph_fn(FILE *f, char **v, int n, int *first);
+
+/* Calls fn for each paragraph of v (blank lines separate them). */
+static void each_paragraph(FILE *f, char **v, int n, paragraph_fn *fn,
+                           int *first)
 {
     for (int i = 0; i < n;) {
         int j;
@@ -770,9 +773,15 @@ static void blocks(FILE *f, char **v, int n, int *first)
         }
         for (j = i; j < n && !blank(v[j]); j++)
             ;
-        paragraph(f, v + i, j - i, first);
+        fn(f, v + i, j - i, first);
         i = j;
     }
+}
+
+/* Renders text: paragraphs, lists, preformatted lines. */
+static void blocks(FILE *f, char **v, int n, int *first)
+{
+    each_paragraph(f, v, n, paragraph, first);
 }
 
 static int starts_word(const char *s, const char *w)
@@ -782,8 +791,9 @@ static int starts_word(const char *s, const char *w)
 }
 
 /* ERRORS: one .TP per error code group ("-EINVAL, -EBADF as ..."). */
-static void error_items(FILE *f, char **v, int n)
+static void error_items(FILE *f, char **v, int n, int *first)
 {
+    (void)first;
     struct buf b = {0};
     /* One item per line starting "-E", and per "; -E" inside a line. */
     for (int i = 0; i < n; i++) {
@@ -1063,20 +1073,10 @@ static void function_page(const struct item *fn)
         free_lines(d, k);
     }
     if (err.len) {
-        int k;
+        int k, efirst = 1;
         char **d = split_lines(err.p, &k);
         fputs(".SH ERRORS\n", f);
-        for (int i = 0; i < k;) {
-            int j;
-            if (blank(d[i])) {
-                i++;
-                continue;
-            }
-            for (j = i; j < k && !blank(d[j]); j++)
-                ;
-            error_items(f, d + i, j - i);
-            i = j;
-        }
+        each_paragraph(f, d, k, error_items, &efirst);
         free_lines(d, k);
     }
     collect_refs(fn->comment, refs, &nrefs, 256);
