@@ -37,6 +37,8 @@ if [ "$level" = ci ]; then
     want libevent-dev has_pc libevent
     want libssl-dev has_pc openssl
     want systemtap-sdt-dev test -e /usr/include/sys/sdt.h
+    want man-db have man
+    want groff-base have groff
 fi
 
 [ -z "$need" ] && exit 0
