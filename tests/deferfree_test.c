@@ -4,11 +4,13 @@
  * and whichever ends it closes; the pipe's memory is freed only once the
  * outermost library call on it has returned.
  *
- * Every test runs with an allocator that poisons memory as it is freed
- * (0xdd over the whole block), so a call that touches a freed pipe reads
- * garbage pointers and crashes even without ASan; under ASan the first
- * stray access is reported at once.
+ * Every test runs with the tests' counting allocator in its poisoning mode
+ * (tu_poison_setup: 0xdd over each block as it is freed), so a call that
+ * touches a freed pipe reads garbage pointers and crashes even without
+ * ASan; under ASan the first stray access is reported at once. The
+ * teardown checks that every byte was freed: deferring loses no free.
  */
+#include "kinds.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -16,45 +18,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-
-static atomic_long live_blocks;
-
-static void *poison_realloc(void *ctx, void *ptr, size_t old_size,
-                            size_t new_size)
-{
-    (void)ctx;
-    if (new_size == 0) {
-        if (ptr != NULL) {
-            memset(ptr, 0xdd, old_size);
-            free(ptr);
-            atomic_fetch_sub(&live_blocks, 1);
-        }
-        return NULL;
-    }
-    void *p = realloc(ptr, new_size);
-    if (p != NULL && ptr == NULL)
-        atomic_fetch_add(&live_blocks, 1);
-    return p;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    atomic_store(&live_blocks, 0);
-    return mempipe_set_allocator(poison_realloc, NULL);
-}
-
-/* Every block allocated by the test was freed: no leak from deferring. */
-static int teardown(void **state)
-{
-    (void)state;
-    long live = atomic_load(&live_blocks);
-    if (live != 0) {
-        fprintf(stderr, "%ld blocks still allocated\n", live);
-        return -1;
-    }
-    return mempipe_set_allocator(NULL, NULL);
-}
 
 /* A waker that closes up to two ends (in order) and counts its calls. */
 struct closer {
@@ -335,34 +298,40 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_R32_loopback_waker_closes_end_inside_its_shutdown, setup,
-            teardown),
+            test_R32_loopback_waker_closes_end_inside_its_shutdown,
+            tu_poison_setup, tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_loopback_waker_closes_end_inside_its_write, setup,
-            teardown),
+            test_R32_loopback_waker_closes_end_inside_its_write,
+            tu_poison_setup, tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_waker_tears_down_inside_peer_write, setup, teardown),
+            test_R32_waker_tears_down_inside_peer_write, tu_poison_setup,
+            tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_waker_tears_down_inside_peer_writev, setup, teardown),
+            test_R32_waker_tears_down_inside_peer_writev, tu_poison_setup,
+            tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_waker_tears_down_inside_peer_read, setup, teardown),
+            test_R32_waker_tears_down_inside_peer_read, tu_poison_setup,
+            tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_waker_tears_down_inside_peer_blocking_read, setup,
-            teardown),
+            test_R32_waker_tears_down_inside_peer_blocking_read,
+            tu_poison_setup, tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_waker_tears_down_inside_peer_blocking_write, setup,
-            teardown),
+            test_R32_waker_tears_down_inside_peer_blocking_write,
+            tu_poison_setup, tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_waker_tears_down_inside_own_shutdown, setup, teardown),
+            test_R32_waker_tears_down_inside_own_shutdown, tu_poison_setup,
+            tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_waker_closes_last_end_inside_peer_close, setup, teardown),
+            test_R32_waker_closes_last_end_inside_peer_close, tu_poison_setup,
+            tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_R32_waker_tears_down_with_fds_watched, setup, teardown),
+            test_R32_waker_tears_down_with_fds_watched, tu_poison_setup,
+            tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_R32_nested_wakes_close_everything,
-                                        setup, teardown),
+                                        tu_poison_setup, tu_alloc_teardown),
         cmocka_unit_test_setup_teardown(
             test_R32_two_threads_waker_closes_calling_end_while_peer_closes,
-            setup, teardown),
+            tu_poison_setup, tu_alloc_teardown),
     };
     /* MEMPIPE_TEST_FILTER=test_R32_... runs one test (cmocka's filter). */
     const char *only = getenv("MEMPIPE_TEST_FILTER");
