@@ -366,11 +366,16 @@ MEMPIPE_EXTERN int mempipe_set_allocator(mempipe_realloc_fn fn, void *ctx);
  * an always-ready pipe gives the others their turn (tokio's coop budget).
  *
  * Accounting, for calls made on this thread that pass their argument checks:
- *   - a call that completes (bytes moved, EOF, 0 for a zero length, or an
- *     error such as -EPIPE) spends one unit;
+ *   - a call that completes (bytes moved, EOF, or an error such as -EPIPE)
+ *     spends one unit;
  *   - a call that returns -EAGAIN because the pipe is empty or full (its
  *     waker stored as usual) spends nothing;
- *   - once the budget is exhausted, every such call yields: it returns
+ *   - a zero-length call (len 0, or iovcnt 0 or only empty slices) is not
+ *     counted at all (SPEC R8, R14: it returns at once in every state and
+ *     wakes nothing): it neither spends nor yields, never calls its waker,
+ *     and returns what it would without a budget (0, or -EPIPE for a write
+ *     on a closed pipe), also when the budget is exhausted;
+ *   - once the budget is exhausted, every other call yields: it returns
  *     -EAGAIN without touching the pipe (not even to see EOF or -EPIPE) and
  *     without storing its waker; instead it calls the waker at once, on the
  *     calling thread, before it returns, so the executor re-queues the task
