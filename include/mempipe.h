@@ -267,9 +267,11 @@ MEMPIPE_EXTERN size_t mempipe_writable(const mempipe *end);
 MEMPIPE_EXTERN size_t mempipe_capacity(const mempipe *end);
 
 /*
- * A static message for an error code, negative or positive ("broken pipe:
- * the other end is closed or shut down" for -EPIPE). Never NULL, also for
- * unknown codes. Any thread.
+ * Returns a static message for an error code, negative or positive ("broken
+ * pipe: the pipe is shut down or the other end is closed" for -EPIPE): one
+ * for 0 and for every code a call of this header or of the adapters'
+ * headers can return, and "unknown error" for any other int. Never NULL;
+ * the string is the library's, never freed. Any thread.
  */
 MEMPIPE_EXTERN const char *mempipe_strerror(int err);
 
@@ -312,9 +314,9 @@ MEMPIPE_EXTERN const char *mempipe_strerror(int err);
  * Errors: -EINVAL if end is NULL;
  *         -EBADF for mempipe_readable_fd() on a simplex writer end or
  *         mempipe_writable_fd() on a simplex reader end;
- *         -EMFILE, -ENFILE, -ENOMEM (or another negative errno from
- *         eventfd(2) or pipe(2)) if the fd could not be made; a later call
- *         tries again.
+ *         -EMFILE, -ENFILE, -ENODEV or -ENOMEM (from eventfd(2) or
+ *         pipe(2), or -ENOMEM for the library's own bookkeeping) if the fd
+ *         could not be made; a later call tries again.
  * Ownership: the end owns the fd. mempipe_close(end) closes it; never
  * close, read or write it yourself (that would desynchronise it), only poll
  * it. Remove it from epoll sets and stop polling it before mempipe_close.
