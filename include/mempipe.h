@@ -26,6 +26,19 @@
  *   open. mempipe_close() may be called from any thread once no other call on
  *   that same end is in progress.
  *
+ *   Threads and cancellation: no call is a cancellation point. A thread
+ *   cancelled (pthread_cancel) while it sleeps in mempipe_read() or
+ *   mempipe_write() sleeps on until the call can complete, completes it (no
+ *   byte lost, no write half accepted, no lock left held) and acts on the
+ *   cancellation at its next cancellation point after the call returns. To
+ *   stop a blocked thread, wake it: see mempipe_read() and mempipe_write().
+ *   Asynchronous cancellation (PTHREAD_CANCEL_ASYNCHRONOUS) is not
+ *   supported inside any call.
+ *
+ *   Signals: a signal handler may run while a thread is blocked in a call;
+ *   the call goes on (never -EINTR, whatever SA_RESTART says) and loses no
+ *   byte. No call may be made from a signal handler.
+ *
  *   Buffers: the library never keeps a pointer to a caller's buffer after the
  *   call returns. Written bytes are copied in; read bytes are copied out.
  *
@@ -227,19 +240,33 @@ MEMPIPE_EXTERN int mempipe_poll_shutdown(mempipe *end,
 /* ----------------------------------------------------------------------- */
 
 /*
- * Blocks until at least one byte is buffered, then reads up to len bytes.
+ * Blocks until at least one byte is buffered, then reads up to len bytes
+ * into buf (the caller's; written only during the call).
  * Returns the count (> 0), 0 at EOF or when len is 0.
- * Errors: -EINVAL, -EBADF as mempipe_poll_read().
+ * Errors: -EINVAL, -EBADF as mempipe_poll_read(). Never -EAGAIN, never
+ *         -EINTR: signals do not interrupt it (SPEC R35).
  * Thread: the one thread currently reading this end; it sleeps (futex or
  * condition variable) and is woken by the peer's write, shutdown or close.
+ * Not a cancellation point (SPEC R33): pthread_cancel() of the sleeping
+ * thread takes effect only after the call returned, with its bytes. To stop
+ * a blocked reader, make the call return: the peer's mempipe_shutdown() or
+ * mempipe_close() gives it EOF (0), from any thread.
  */
 MEMPIPE_EXTERN ssize_t mempipe_read(mempipe *end, void *buf, size_t len);
 
 /*
- * Blocks until all len bytes are accepted; returns len. If the pipe closes
- * part-way, returns the count accepted so far, or -EPIPE if none was.
- * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE as above.
- * Thread: the one thread currently writing this end.
+ * Blocks until all len bytes from buf (the caller's; only read during the
+ * call) are accepted; returns len. If the pipe closes part-way, returns the
+ * count accepted so far, or -EPIPE if none was.
+ * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE as above. Never
+ *         -EAGAIN, never -EINTR: signals do not interrupt it (SPEC R35).
+ * Thread: the one thread currently writing this end; it sleeps and is woken
+ * by the peer's read, shutdown or close, or this end's shutdown.
+ * Not a cancellation point (SPEC R33): pthread_cancel() of the sleeping
+ * thread takes effect only after the call returned. To stop a blocked
+ * writer, make the call return: mempipe_shutdown() of this end, from any
+ * thread, or the peer's mempipe_close(), interrupts it (the count accepted,
+ * or -EPIPE).
  */
 MEMPIPE_EXTERN ssize_t mempipe_write(mempipe *end, const void *buf, size_t len);
 
