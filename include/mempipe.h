@@ -36,8 +36,16 @@
  *   supported inside any call.
  *
  *   Signals: a signal handler may run while a thread is blocked in a call;
- *   the call goes on (never -EINTR, whatever SA_RESTART says) and loses no
- *   byte. No call may be made from a signal handler.
+ *   the call goes on (it never fails with EINTR, whatever SA_RESTART says)
+ *   and loses no byte. No call may be made from a signal handler.
+ *
+ *   fork(): an end inherited across fork() may only be closed in the child
+ *   (SPEC R34). That close frees the child's copy and touches nothing the
+ *   parent shares: it wakes no waker, reads, writes or locks nothing of the
+ *   parent's (its pollable fds' kernel objects included), and only closes
+ *   the child's own copies of the end's fds. Any other call on an inherited
+ *   end in the child is undefined. Pipes made in the child work normally,
+ *   blocking calls included. The parent is unaffected either way.
  *
  *   Buffers: the library never keeps a pointer to a caller's buffer after the
  *   call returns. Written bytes are copied in; read bytes are copied out.
@@ -243,8 +251,8 @@ MEMPIPE_EXTERN int mempipe_poll_shutdown(mempipe *end,
  * Blocks until at least one byte is buffered, then reads up to len bytes
  * into buf (the caller's; written only during the call).
  * Returns the count (> 0), 0 at EOF or when len is 0.
- * Errors: -EINVAL, -EBADF as mempipe_poll_read(). Never -EAGAIN, never
- *         -EINTR: signals do not interrupt it (SPEC R35).
+ * Errors: -EINVAL, -EBADF as mempipe_poll_read(). Never -EAGAIN; signals
+ *         do not interrupt it (no EINTR, SPEC R35).
  * Thread: the one thread currently reading this end; it sleeps (futex or
  * condition variable) and is woken by the peer's write, shutdown or close.
  * Not a cancellation point (SPEC R33): pthread_cancel() of the sleeping
@@ -259,7 +267,7 @@ MEMPIPE_EXTERN ssize_t mempipe_read(mempipe *end, void *buf, size_t len);
  * call) are accepted; returns len. If the pipe closes part-way, returns the
  * count accepted so far, or -EPIPE if none was.
  * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE as above. Never
- *         -EAGAIN, never -EINTR: signals do not interrupt it (SPEC R35).
+ *         -EAGAIN; signals do not interrupt it (no EINTR, SPEC R35).
  * Thread: the one thread currently writing this end; it sleeps and is woken
  * by the peer's read, shutdown or close, or this end's shutdown.
  * Not a cancellation point (SPEC R33): pthread_cancel() of the sleeping
@@ -347,6 +355,10 @@ MEMPIPE_EXTERN const char *mempipe_strerror(int err);
  * Ownership: the end owns the fd. mempipe_close(end) closes it; never
  * close, read or write it yourself (that would desynchronise it), only poll
  * it. Remove it from epoll sets and stop polling it before mempipe_close.
+ * fork(): a child inherits the fd with the end, sharing its kernel object
+ * with the parent; closing the inherited end in the child only closes the
+ * child's copy of the fd, and the parent's fd keeps following its pipe
+ * (SPEC R34; the child must not use the inherited end otherwise).
  * Cost: an end whose pipes never had an fd asked for makes no syscall for
  * it, ever. Once asked, a call that changes the fd's state makes one small
  * syscall; calls that leave it unchanged (data flowing through a pipe that

@@ -175,12 +175,25 @@ static struct {
 } lot[LOT_SIZE];
 static pthread_once_t lot_once = PTHREAD_ONCE_INIT;
 
-static void lot_init(void)
+static void lot_make(void)
 {
     for (int i = 0; i < LOT_SIZE; i++) {
         pthread_mutex_init(&lot[i].mu, NULL);
         pthread_cond_init(&lot[i].cv, NULL);
     }
+}
+
+/*
+ * In a child of fork(), a bucket's mutex may be locked by a parent thread
+ * that the child does not have, and its condvar may count sleepers that are
+ * not there: made anew (not destroyed: destroying a locked mutex is
+ * undefined), so the child's new pipes can block (SPEC R34). Parkers of
+ * inherited ends are never used in the child.
+ */
+static void lot_init(void)
+{
+    lot_make();
+    pthread_atfork(NULL, NULL, lot_make);
 }
 
 static unsigned bucket(const struct mempipe__parker *pk)
