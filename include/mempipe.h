@@ -201,6 +201,12 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
  *         reader is gone, checked first even with free space; never a signal.
  *         -EAGAIN if the pipe is full; a non-NULL waker is stored and called
  *         once space frees or the pipe closes (by the reader's thread).
+ *         -ENOMEM if no byte could be placed because memory for a segment
+ *         could not be allocated (through the allocator hook); nothing is
+ *         stored or woken, and the pipe stays open and unchanged. If some
+ *         bytes were placed before an allocation failed, the call returns
+ *         that short count instead (the pipe still open), and the next call
+ *         returns -ENOMEM while memory stays short.
  *         -EINVAL if end is NULL, or buf is NULL and len > 0.
  *         -EBADF if end is a simplex reader end.
  * A write that accepted at least one byte wakes the peer's parked reader.
@@ -214,7 +220,8 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_write(mempipe *end, const void *buf,
  * Gathers iovcnt slices, exactly as one mempipe_poll_write() of their
  * concatenation cut to the free space. Empty slices anywhere are harmless;
  * iovcnt == 0 or all slices empty behaves as len == 0.
- * Returns and errors as mempipe_poll_write(), plus -EINVAL if iov is NULL
+ * Returns and errors as mempipe_poll_write() (-ENOMEM included), plus
+ * -EINVAL if iov is NULL
  * with iovcnt > 0, iovcnt is negative or above IOV_MAX, a slice with
  * iov_len > 0 has a NULL base, or the lengths sum past SSIZE_MAX.
  * The slices and their bytes are the caller's; read only during the call.
@@ -264,9 +271,14 @@ MEMPIPE_EXTERN ssize_t mempipe_read(mempipe *end, void *buf, size_t len);
 
 /*
  * Blocks until all len bytes from buf (the caller's; only read during the
- * call) are accepted; returns len. If the pipe closes part-way, returns the
- * count accepted so far, or -EPIPE if none was.
- * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE as above. Never
+ * call) are accepted; returns len. A short count (0 < count < len) means
+ * the call stopped part-way for one of two reasons, which the next call
+ * tells apart: the pipe closed (the next write returns -EPIPE), or memory
+ * ran out (the pipe is still open; the next write returns -ENOMEM while
+ * memory stays short, and goes on once it is back). SPEC R28, R36.
+ * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE if the pipe is
+ *         closed before any byte was accepted; -ENOMEM if no byte could be
+ *         accepted for want of memory (it does not wait for memory). Never
  *         -EAGAIN; signals do not interrupt it (no EINTR, SPEC R35).
  * Thread: the one thread currently writing this end; it sleeps and is woken
  * by the peer's read, shutdown or close, or this end's shutdown.

@@ -24,6 +24,7 @@
 struct talloc {
     long long nallocs; /* allocations attempted so far */
     long long fail_at; /* fail allocation number fail_at (0: never) */
+    int fail_rest;     /* and every one after it too */
     int failed;        /* an allocation was failed since armed */
     long long live;    /* bytes allocated and not freed */
     long long blocks;  /* blocks allocated and not freed */
@@ -62,7 +63,8 @@ static void *failing_realloc(void *ctx, void *ptr, size_t old_size,
         return NULL;
     }
     t->nallocs++;
-    if (t->fail_at != 0 && t->nallocs == t->fail_at) {
+    if (t->fail_at != 0 && (t->nallocs == t->fail_at ||
+                            (t->fail_rest && t->nallocs > t->fail_at))) {
         t->failed = 1;
         fail_points++;
         return NULL;
@@ -94,9 +96,17 @@ static void arm(long long n)
     ta.failed = 0;
 }
 
+/* Lets n more allocations succeed, then fails every one (n >= 0). */
+static void arm_all_after(long long n)
+{
+    arm(n + 1);
+    ta.fail_rest = 1;
+}
+
 static void disarm(void)
 {
     ta.fail_at = 0;
+    ta.fail_rest = 0;
 }
 
 static int setup(void **state)
@@ -411,6 +421,53 @@ static void test_R21_close_keeps_peer_bytes_under_failures(void **state)
     assert_allocator_sane();
 }
 
+/*
+ * SPEC R36: a blocking write that runs out of memory part-way returns the
+ * count accepted, on a pipe that is still open (not the -EPIPE case of
+ * R28); the call for the rest returns -ENOMEM while memory stays short, and
+ * succeeds once it is back. The reader gets exactly the accepted bytes.
+ */
+static void test_R36_blocking_write_short_count_then_enomem(void **state)
+{
+    (void)state;
+    enum { LEN = 1 << 20, SEG = 64 << 10, SEGS = 4 };
+    const uint64_t seed = 36;
+    unsigned char *buf = malloc(LEN);
+    assert_non_null(buf);
+    tu_pattern(buf, LEN, 0, seed);
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex((size_t)-1, &a, &b));
+
+    /* Room for SEGS segments of 64 KiB, then no memory at all. */
+    arm_all_after(SEGS);
+    ssize_t n = mempipe_write(a, buf, LEN);
+    assert_true(ta.failed);
+    assert_rc(SEGS * SEG, n);
+    /* Short, but the pipe is open: writable, and a write is -ENOMEM. */
+    assert_true(mempipe_writable(a) > 0);
+    char line[160];
+    assert_true(mempipe_describe(a, line, sizeof line) > 0);
+    assert_non_null(strstr(line, "tx=262144/"));
+    assert_non_null(strstr(line, " open "));
+    assert_rc(-ENOMEM, mempipe_write(a, buf + n, LEN - (size_t)n));
+    assert_rc(-ENOMEM, mempipe_poll_write(a, buf + n, 1, NULL));
+    struct iovec iov = {buf + n, 100};
+    assert_rc(-ENOMEM, mempipe_poll_writev(a, &iov, 1, NULL));
+    /* The reader gets exactly the accepted bytes, then nothing. */
+    assert_rc(n, mempipe_readable(b));
+    read_back(b, 0, (uint64_t)n, seed);
+    assert_rc(-EAGAIN, mempipe_poll_read(b, buf, 1, NULL));
+
+    /* Memory back: the rest goes through and reads back in order. */
+    disarm();
+    assert_rc(LEN - n, mempipe_write(a, buf + n, LEN - (size_t)n));
+    read_back(b, (uint64_t)n, (uint64_t)(LEN - n), seed);
+    mempipe_close(a);
+    mempipe_close(b);
+    free(buf);
+    assert_allocator_sane();
+}
+
 /* ---- mempipe_set_allocator itself -----------------------------------------
  */
 
@@ -491,6 +548,8 @@ int main(void)
             test_R21_R22_reads_and_closes_do_not_allocate, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_R21_close_keeps_peer_bytes_under_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_R36_blocking_write_short_count_then_enomem, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_set_allocator_busy_while_pipes_live, setup, teardown),
         cmocka_unit_test_setup_teardown(
