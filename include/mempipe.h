@@ -392,8 +392,24 @@ MEMPIPE_EXTERN int mempipe_writable_fd(mempipe *end);
  * A realloc-style allocator: new_size 0 frees ptr (old_size is its size) and
  * returns NULL; ptr NULL allocates. Return NULL to fail an allocation; the
  * library then returns -ENOMEM (or completes without allocating).
- * Called on any thread that makes a pipe or writes into one; must be
- * thread-safe. ctx is passed through untouched.
+ *
+ * Threads: it is called only from inside these calls, on the thread making
+ * the call (so the reading and the writing thread of a pipe may call it at
+ * the same time: it must be thread-safe):
+ *   - allocates: mempipe_duplex(), mempipe_simplex(), mempipe_loopback() (the
+ *     pipe); mempipe_poll_write(), mempipe_poll_writev(), mempipe_write()
+ *     (segments for the bytes); mempipe_readable_fd(), mempipe_writable_fd()
+ *     (the fd's bookkeeping, on the first call of a pipe);
+ *   - frees: mempipe_poll_read(), mempipe_read() (a drained segment, once
+ *     one is already cached); the writes (a cached segment too small to
+ *     reuse); the fd calls (bookkeeping that lost a race with the peer's
+ *     end); mempipe_close() (segments of unread bytes, and on the last close
+ *     of a pipe everything it holds);
+ *   - and the adapters' calls that make these calls (the watch and BIO
+ *     calls of include/mempipe/).
+ * No other call, and no thread of the library's own, ever calls it; wakers
+ * run on the same threads, inside the same calls. ctx is passed through
+ * untouched.
  */
 typedef void *(*mempipe_realloc_fn)(void *ctx, void *ptr, size_t old_size,
                                     size_t new_size);
