@@ -52,6 +52,13 @@
  *
  *   Wakers: a waker is copied, so the struct passed in need not outlive the
  *   call; its ctx belongs to the caller and is never freed by the library.
+ *   A stored waker may run on another thread after the call that stored it
+ *   returned, after that call's retry succeeded, and after the thread that
+ *   stored it has exited: its ctx must stay valid until the waker has been
+ *   called and has returned, or until mempipe_close() of the end that
+ *   stored it has returned. (Registering a replacement stops later calls of
+ *   the old waker, but one already begun on another thread may still be
+ *   running.)
  *   A stored waker is called at most once, on whichever thread made progress
  *   possible (the peer's writer, reader, shutdown or close), outside every
  *   internal lock, and it may call back into the library on either end.
@@ -121,7 +128,9 @@ typedef struct mempipe_waker {
  * Makes a connected pair of ends: what *a writes, *b reads, and the other way
  * round. Each direction holds at most max_buf_size unread bytes. Memory is
  * allocated as bytes are buffered, not up front, so max_buf_size may be as
- * large as SIZE_MAX ("unbounded").
+ * large as SIZE_MAX ("unbounded"), and given back as they are read: once a
+ * burst has drained, each direction keeps at most two segments of up to
+ * 64 KiB (so up to 128 KiB, plus a few words each) until the pipe is freed.
  *
  * Returns 0 and sets *a and *b; the caller owns both ends and releases each
  * with mempipe_close().

@@ -535,6 +535,54 @@ static void test_R3_creation_costs_little_with_huge_capacity(void **state)
     mempipe_close(b);
 }
 
+/*
+ * R3, and the header's promise at mempipe_duplex(): once a burst has drained,
+ * each direction keeps at most two segments (the head, which is also the
+ * tail, and one cached spare) of at most 64 KiB each, whatever the burst
+ * was, until the pipe is closed.
+ */
+static void test_R3_burst_drained_keeps_at_most_two_segments(void **state)
+{
+    (void)state;
+    enum { BURST = 4 << 20, CHUNK = 1000 };
+    /* A segment: 64 KiB of data after a header of three words. */
+    const long long seg = (64 << 10) + 3 * (long long)sizeof(size_t);
+    unsigned char *buf = malloc(BURST);
+    assert_non_null(buf);
+    tu_pattern(buf, BURST, 0, 3);
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex((size_t)-1, &a, &b));
+    long long empty = ta.live;
+
+    for (int round = 0; round < 3; round++) {
+        /* Both directions at once hold the whole burst ... */
+        assert_rc(BURST, mempipe_poll_write(a, buf, BURST, NULL));
+        assert_rc(BURST, mempipe_poll_write(b, buf, BURST, NULL));
+        assert_true(ta.live - empty >= 2LL * BURST);
+        /* ... and give it back as it is read, small reads at a time. */
+        read_back(b, (uint64_t)round * BURST, BURST, 3);
+        read_back(a, (uint64_t)round * BURST, BURST, 3);
+        long long kept = ta.live - empty;
+        if (kept > 4 * seg)
+            fail_msg("round %d: %lld bytes kept after the burst drained; at "
+                     "most two segments per direction (%lld) expected",
+                     round, kept, 4 * seg);
+        /* Small traffic afterwards stays within them too. */
+        for (int i = 0; i < 1000; i++) {
+            unsigned char tmp[CHUNK];
+            assert_rc(CHUNK, mempipe_poll_write(a, buf, CHUNK, NULL));
+            assert_rc(CHUNK, mempipe_poll_read(b, tmp, CHUNK, NULL));
+            assert_memory_equal(tmp, buf, CHUNK);
+        }
+        assert_true(ta.live - empty <= 4 * seg);
+        tu_pattern(buf, BURST, (uint64_t)(round + 1) * BURST, 3);
+    }
+    mempipe_close(a);
+    mempipe_close(b);
+    free(buf);
+    assert_allocator_sane();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +605,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_R3_creation_costs_little_with_huge_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_R3_burst_drained_keeps_at_most_two_segments, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     printf("alloc_test: %lld allocation failures injected in all\n",
