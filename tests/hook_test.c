@@ -107,8 +107,10 @@ static long count(const char *call, bool alloc)
 static void expect_called(const char *call, bool alloc)
 {
     if (count(call, alloc) == 0)
-        fail_msg("%s never called the hook to %s", call,
-                 alloc ? "allocate" : "free");
+        fail_msg("%s never called the hook to %s (stray calls: %ld, the "
+                 "first: %s)",
+                 call, alloc ? "allocate" : "free", seen.stray,
+                 seen.stray != 0 ? seen.stray_what : "none");
 }
 
 /* ---- the calls, on threads of their own --------------------------------- */
