@@ -26,11 +26,39 @@
  *   open. mempipe_close() may be called from any thread once no other call on
  *   that same end is in progress.
  *
+ *   Threads and cancellation: no call is a cancellation point. A thread
+ *   cancelled (pthread_cancel) while it sleeps in mempipe_read() or
+ *   mempipe_write() sleeps on until the call can complete, completes it (no
+ *   byte lost, no write half accepted, no lock left held) and acts on the
+ *   cancellation at its next cancellation point after the call returns. To
+ *   stop a blocked thread, wake it: see mempipe_read() and mempipe_write().
+ *   Asynchronous cancellation (PTHREAD_CANCEL_ASYNCHRONOUS) is not
+ *   supported inside any call.
+ *
+ *   Signals: a signal handler may run while a thread is blocked in a call;
+ *   the call goes on (it never fails with EINTR, whatever SA_RESTART says)
+ *   and loses no byte. No call may be made from a signal handler.
+ *
+ *   fork(): an end inherited across fork() may only be closed in the child
+ *   (SPEC R34). That close frees the child's copy and touches nothing the
+ *   parent shares: it wakes no waker, reads, writes or locks nothing of the
+ *   parent's (its pollable fds' kernel objects included), and only closes
+ *   the child's own copies of the end's fds. Any other call on an inherited
+ *   end in the child is undefined. Pipes made in the child work normally,
+ *   blocking calls included. The parent is unaffected either way.
+ *
  *   Buffers: the library never keeps a pointer to a caller's buffer after the
  *   call returns. Written bytes are copied in; read bytes are copied out.
  *
  *   Wakers: a waker is copied, so the struct passed in need not outlive the
  *   call; its ctx belongs to the caller and is never freed by the library.
+ *   A stored waker may run on another thread after the call that stored it
+ *   returned, after that call's retry succeeded, and after the thread that
+ *   stored it has exited: its ctx must stay valid until the waker has been
+ *   called and has returned, or until mempipe_close() of the end that
+ *   stored it has returned. (Registering a replacement stops later calls of
+ *   the old waker, but one already begun on another thread may still be
+ *   running.)
  *   A stored waker is called at most once, on whichever thread made progress
  *   possible (the peer's writer, reader, shutdown or close), outside every
  *   internal lock, and it may call back into the library on either end.
@@ -107,7 +135,9 @@ typedef struct mempipe_waker {
  * Makes a connected pair of ends: what *a writes, *b reads, and the other way
  * round. Each direction holds at most max_buf_size unread bytes. Memory is
  * allocated as bytes are buffered, not up front, so max_buf_size may be as
- * large as SIZE_MAX ("unbounded").
+ * large as SIZE_MAX ("unbounded"), and given back as they are read: once a
+ * burst has drained, each direction keeps at most two segments of up to
+ * 64 KiB (so up to 128 KiB, plus a few words each) until the pipe is freed.
  *
  * Returns 0 and sets *a and *b; the caller owns both ends and releases each
  * with mempipe_close().
@@ -189,6 +219,12 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
  *         reader is gone, checked first even with free space; never a signal.
  *         -EAGAIN if the pipe is full; a non-NULL waker is stored and called
  *         once space frees or the pipe closes (by the reader's thread).
+ *         -ENOMEM if no byte could be placed because memory for a segment
+ *         could not be allocated (through the allocator hook); nothing is
+ *         stored or woken, and the pipe stays open and unchanged. If some
+ *         bytes were placed before an allocation failed, the call returns
+ *         that short count instead (the pipe still open), and the next call
+ *         returns -ENOMEM while memory stays short.
  *         -EINVAL if end is NULL, buf is NULL and len > 0, or waker is
  *         non-NULL with a NULL wake (also when nothing would be stored).
  *         -EBADF if end is a simplex reader end.
@@ -203,7 +239,8 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_write(mempipe *end, const void *buf,
  * Gathers iovcnt slices, exactly as one mempipe_poll_write() of their
  * concatenation cut to the free space. Empty slices anywhere are harmless;
  * iovcnt == 0 or all slices empty behaves as len == 0.
- * Returns and errors as mempipe_poll_write(), plus -EINVAL if iov is NULL
+ * Returns and errors as mempipe_poll_write() (-ENOMEM included), plus
+ * -EINVAL if iov is NULL
  * with iovcnt > 0, iovcnt is negative or above IOV_MAX, a slice with
  * iov_len > 0 has a NULL base, or the lengths sum past SSIZE_MAX.
  * The slices and their bytes are the caller's; read only during the call.
@@ -239,19 +276,38 @@ MEMPIPE_EXTERN int mempipe_poll_shutdown(mempipe *end,
 /* ----------------------------------------------------------------------- */
 
 /*
- * Blocks until at least one byte is buffered, then reads up to len bytes.
+ * Blocks until at least one byte is buffered, then reads up to len bytes
+ * into buf (the caller's; written only during the call).
  * Returns the count (> 0), 0 at EOF or when len is 0.
- * Errors: -EINVAL, -EBADF as mempipe_poll_read().
+ * Errors: -EINVAL, -EBADF as mempipe_poll_read(). Never -EAGAIN; signals
+ *         do not interrupt it (no EINTR, SPEC R35).
  * Thread: the one thread currently reading this end; it sleeps (futex or
  * condition variable) and is woken by the peer's write, shutdown or close.
+ * Not a cancellation point (SPEC R33): pthread_cancel() of the sleeping
+ * thread takes effect only after the call returned, with its bytes. To stop
+ * a blocked reader, make the call return: the peer's mempipe_shutdown() or
+ * mempipe_close() gives it EOF (0), from any thread.
  */
 MEMPIPE_EXTERN ssize_t mempipe_read(mempipe *end, void *buf, size_t len);
 
 /*
- * Blocks until all len bytes are accepted; returns len. If the pipe closes
- * part-way, returns the count accepted so far, or -EPIPE if none was.
- * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE as above.
- * Thread: the one thread currently writing this end.
+ * Blocks until all len bytes from buf (the caller's; only read during the
+ * call) are accepted; returns len. A short count (0 < count < len) means
+ * the call stopped part-way for one of two reasons, which the next call
+ * tells apart: the pipe closed (the next write returns -EPIPE), or memory
+ * ran out (the pipe is still open; the next write returns -ENOMEM while
+ * memory stays short, and goes on once it is back). SPEC R28, R36.
+ * Errors: -EINVAL, -EBADF as mempipe_poll_write(); -EPIPE if the pipe is
+ *         closed before any byte was accepted; -ENOMEM if no byte could be
+ *         accepted for want of memory (it does not wait for memory). Never
+ *         -EAGAIN; signals do not interrupt it (no EINTR, SPEC R35).
+ * Thread: the one thread currently writing this end; it sleeps and is woken
+ * by the peer's read, shutdown or close, or this end's shutdown.
+ * Not a cancellation point (SPEC R33): pthread_cancel() of the sleeping
+ * thread takes effect only after the call returned. To stop a blocked
+ * writer, make the call return: mempipe_shutdown() of this end, from any
+ * thread, or the peer's mempipe_close(), interrupts it (the count accepted,
+ * or -EPIPE).
  */
 MEMPIPE_EXTERN ssize_t mempipe_write(mempipe *end, const void *buf, size_t len);
 
@@ -279,9 +335,11 @@ MEMPIPE_EXTERN size_t mempipe_writable(const mempipe *end);
 MEMPIPE_EXTERN size_t mempipe_capacity(const mempipe *end);
 
 /*
- * A static message for an error code, negative or positive ("broken pipe:
- * the other end is closed or shut down" for -EPIPE). Never NULL, also for
- * unknown codes. Any thread.
+ * Returns a static message for an error code, negative or positive ("broken
+ * pipe: the pipe is shut down or the other end is closed" for -EPIPE): one
+ * for 0 and for every code a call of this header or of the adapters'
+ * headers can return, and "unknown error" for any other int. Never NULL;
+ * the string is the library's, never freed. Any thread.
  */
 MEMPIPE_EXTERN const char *mempipe_strerror(int err);
 
@@ -324,12 +382,16 @@ MEMPIPE_EXTERN const char *mempipe_strerror(int err);
  * Errors: -EINVAL if end is NULL;
  *         -EBADF for mempipe_readable_fd() on a simplex writer end or
  *         mempipe_writable_fd() on a simplex reader end;
- *         -EMFILE, -ENFILE, -ENOMEM (or another negative errno from
- *         eventfd(2) or pipe(2)) if the fd could not be made; a later call
- *         tries again.
+ *         -EMFILE, -ENFILE, -ENODEV or -ENOMEM (from eventfd(2) or
+ *         pipe(2), or -ENOMEM for the library's own bookkeeping) if the fd
+ *         could not be made; a later call tries again.
  * Ownership: the end owns the fd. mempipe_close(end) closes it; never
  * close, read or write it yourself (that would desynchronise it), only poll
  * it. Remove it from epoll sets and stop polling it before mempipe_close.
+ * fork(): a child inherits the fd with the end, sharing its kernel object
+ * with the parent; closing the inherited end in the child only closes the
+ * child's copy of the fd, and the parent's fd keeps following its pipe
+ * (SPEC R34; the child must not use the inherited end otherwise).
  * Cost: an end whose pipes never had an fd asked for makes no syscall for
  * it, ever. Once asked, a call that changes the fd's state makes one small
  * syscall; calls that leave it unchanged (data flowing through a pipe that
@@ -351,8 +413,24 @@ MEMPIPE_EXTERN int mempipe_writable_fd(mempipe *end);
  * A realloc-style allocator: new_size 0 frees ptr (old_size is its size) and
  * returns NULL; ptr NULL allocates. Return NULL to fail an allocation; the
  * library then returns -ENOMEM (or completes without allocating).
- * Called on any thread that makes a pipe or writes into one; must be
- * thread-safe. ctx is passed through untouched.
+ *
+ * Threads: it is called only from inside these calls, on the thread making
+ * the call (so the reading and the writing thread of a pipe may call it at
+ * the same time: it must be thread-safe):
+ *   - allocates: mempipe_duplex(), mempipe_simplex(), mempipe_loopback() (the
+ *     pipe); mempipe_poll_write(), mempipe_poll_writev(), mempipe_write()
+ *     (segments for the bytes); mempipe_readable_fd(), mempipe_writable_fd()
+ *     (the fd's bookkeeping, on the first call of a pipe);
+ *   - frees: mempipe_poll_read(), mempipe_read() (a drained segment, once
+ *     one is already cached); the writes (a cached segment too small to
+ *     reuse); the fd calls (bookkeeping that lost a race with the peer's
+ *     end); mempipe_close() (segments of unread bytes, and on the last close
+ *     of a pipe everything it holds);
+ *   - and the adapters' calls that make these calls (the watch and BIO
+ *     calls of include/mempipe/).
+ * No other call, and no thread of the library's own, ever calls it; wakers
+ * run on the same threads, inside the same calls. ctx is passed through
+ * untouched.
  */
 typedef void *(*mempipe_realloc_fn)(void *ctx, void *ptr, size_t old_size,
                                     size_t new_size);
@@ -378,11 +456,16 @@ MEMPIPE_EXTERN int mempipe_set_allocator(mempipe_realloc_fn fn, void *ctx);
  * an always-ready pipe gives the others their turn (tokio's coop budget).
  *
  * Accounting, for calls made on this thread that pass their argument checks:
- *   - a call that completes (bytes moved, EOF, 0 for a zero length, or an
- *     error such as -EPIPE) spends one unit;
+ *   - a call that completes (bytes moved, EOF, or an error such as -EPIPE)
+ *     spends one unit;
  *   - a call that returns -EAGAIN because the pipe is empty or full (its
  *     waker stored as usual) spends nothing;
- *   - once the budget is exhausted, every such call yields: it returns
+ *   - a zero-length call (len 0, or iovcnt 0 or only empty slices) is not
+ *     counted at all (SPEC R8, R14: it returns at once in every state and
+ *     wakes nothing): it neither spends nor yields, never calls its waker,
+ *     and returns what it would without a budget (0, or -EPIPE for a write
+ *     on a closed pipe), also when the budget is exhausted;
+ *   - once the budget is exhausted, every other call yields: it returns
  *     -EAGAIN without touching the pipe (not even to see EOF or -EPIPE) and
  *     without storing its waker; instead it calls the waker at once, on the
  *     calling thread, before it returns, so the executor re-queues the task

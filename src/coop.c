@@ -6,10 +6,14 @@
  *
  * Accounting, when a budget is set, per call that passed its argument checks:
  *   - a blocking call's poll (parker waker): runs as if unlimited, spends 0;
+ *   - a zero-length call (len 0, or slices that are all empty): runs as if
+ *     unlimited, spends 0 and never yields, because SPEC R8/R14 say it
+ *     returns at once in every state and wakes nothing (a yield would call
+ *     the waker);
  *   - budget exhausted: yields (-EAGAIN, waker called at once), spends 0;
  *   - otherwise the pipe runs the call; -EAGAIN (empty or full pipe, waker
- *     stored) spends 0, anything else (bytes, EOF, 0 for len 0, -EPIPE,
- *     -ENOMEM) is a completion and spends 1.
+ *     stored) spends 0, anything else (bytes, EOF, -EPIPE, -ENOMEM) is a
+ *     completion and spends 1.
  */
 #include "coop.h"
 
@@ -77,70 +81,77 @@ static ssize_t spend(ssize_t n)
 }
 
 /*
- * The executor's case: a budget, no tracer, not a blocking call. Tested
- * first, and kept apart from the general case, so that nothing but the
- * result has to survive the pipe call (no probe arguments, no flags).
+ * The executor's case: a budget, no tracer, not a blocking call, some bytes
+ * to move. Tested first, and kept apart from the general case, so that
+ * nothing but the result has to survive the pipe call (no probe arguments,
+ * no flags).
  */
-static bool lean(const mempipe_waker *w)
+static bool lean(size_t len, const mempipe_waker *w)
 {
-    return MEMPIPE__LIKELY(MEMPIPE__TRACED() == 0 && !blocking(w));
+    return MEMPIPE__LIKELY(MEMPIPE__TRACED() == 0 && len > 0 && !blocking(w));
+}
+
+/* Whether the budget applies: set, not a blocking call, not zero-length. */
+static bool budgeted(size_t len, const mempipe_waker *w)
+{
+    return mempipe__budget != 0 && len > 0 && !blocking(w);
 }
 
 /*
  * Each slow call: the lean case; then the general one, for a tracer (fire
- * the probes) or a blocking call (no budget), or both.
+ * the probes), a blocking or a zero-length call (no budget), or a mix.
  */
 ssize_t mempipe__coop_read(mempipe *end, void *buf, size_t len,
                            const mempipe_waker *w)
 {
-    if (lean(w))
+    if (lean(len, w))
         return exhausted() ? yield(w)
                            : spend(mempipe__pipe_read1(end->rx, buf, len, w));
-    bool budgeted = mempipe__budget != 0 && !blocking(w);
+    bool counted = budgeted(len, w);
     ssize_t n;
-    if (budgeted && exhausted()) {
+    if (counted && exhausted()) {
         n = yield(w);
         MEMPIPE__PROBE3(read, end, len, n);
         return n;
     }
     n = mempipe__pipe_read1(end->rx, buf, len, w);
     MEMPIPE__TRACE_IO(read, end, len, n, w, &end->rx->rd);
-    return budgeted ? spend(n) : n;
+    return counted ? spend(n) : n;
 }
 
 ssize_t mempipe__coop_write(mempipe *end, const void *buf, size_t len,
                             const mempipe_waker *w)
 {
-    if (lean(w))
+    if (lean(len, w))
         return exhausted() ? yield(w)
                            : spend(mempipe__pipe_write1(end->tx, buf, len, w));
-    bool budgeted = mempipe__budget != 0 && !blocking(w);
+    bool counted = budgeted(len, w);
     ssize_t n;
-    if (budgeted && exhausted()) {
+    if (counted && exhausted()) {
         n = yield(w);
         MEMPIPE__PROBE3(write, end, len, n);
         return n;
     }
     n = mempipe__pipe_write1(end->tx, buf, len, w);
     MEMPIPE__TRACE_IO(write, end, len, n, w, &end->tx->wr);
-    return budgeted ? spend(n) : n;
+    return counted ? spend(n) : n;
 }
 
 ssize_t mempipe__coop_writev(mempipe *end, const struct iovec *iov, int iovcnt,
                              size_t total, const mempipe_waker *w)
 {
-    if (lean(w))
+    if (lean(total, w))
         return exhausted() ? yield(w)
                            : spend(mempipe__pipe_writev(end->tx, iov, iovcnt,
                                                         total, w));
-    bool budgeted = mempipe__budget != 0 && !blocking(w);
+    bool counted = budgeted(total, w);
     ssize_t n;
-    if (budgeted && exhausted()) {
+    if (counted && exhausted()) {
         n = yield(w);
         MEMPIPE__PROBE3(write, end, total, n);
         return n;
     }
     n = mempipe__pipe_writev(end->tx, iov, iovcnt, total, w);
     MEMPIPE__TRACE_IO(write, end, total, n, w, &end->tx->wr);
-    return budgeted ? spend(n) : n;
+    return counted ? spend(n) : n;
 }

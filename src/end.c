@@ -22,6 +22,7 @@ struct mempipe__core {
     struct mempipe__pipe pipes[2];
     struct mempipe ends[2];
     atomic_int refs; /* open ends */
+    unsigned gen;    /* fork generation it was made in (fd.h) */
     int npipes;
     int nends;
 };
@@ -46,6 +47,7 @@ static struct mempipe__core *core_new(size_t cap, int npipes, int nends)
         return NULL;
     memset(c, 0, sizeof *c);
     mempipe__pipes_made(1);
+    c->gen = mempipe__fork_gen();
     c->npipes = npipes;
     for (int i = 0; i < npipes; i++)
         mempipe__pipe_init(&c->pipes[i], cap);
@@ -129,6 +131,9 @@ void mempipe_close(mempipe *end)
         return;
     MEMPIPE__PROBE3(close, end, (size_t)0, (ssize_t)0);
     mempipe__fd_close_end(end); /* its pollable fds, if it asked (fd.c) */
+    struct mempipe__core *c = end->core;
+    if (MEMPIPE__UNLIKELY(c->gen != mempipe__fork_gen()))
+        goto release; /* inherited across fork(): wake nobody (R34) */
     /*
      * Drop this end's own wakers first (R22): once they are gone and no
      * other thread is inside one, nothing can call them any more. Then
@@ -143,13 +148,14 @@ void mempipe_close(mempipe *end)
     if (end->rx != NULL)
         mempipe__pipe_close_read(end->rx);
 
+release:
     /*
      * R32: inside a call on this pipe (this close runs in a waker that the
      * call ran), the reference is dropped when the outermost such call
      * returns, which still touches the pipe; otherwise now.
      */
-    if (!mempipe__hold_defer(end->rx, end->tx, core_unref, end->core))
-        core_unref(end->core, 1);
+    if (!mempipe__hold_defer(end->rx, end->tx, core_unref, c))
+        core_unref(c, 1);
 }
 
 /*

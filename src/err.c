@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* mempipe_strerror: every message from one table. */
+/*
+ * mempipe_strerror: every message from one table, the one source of truth:
+ * tests/errors_test.c fails if a header documents a code missing here, or if
+ * the header, README.md or docs/ quote a message other than the table's.
+ */
 #include "mempipe.h"
 
 #include <errno.h>
@@ -21,6 +25,10 @@ static const struct {
     {EBUSY, "busy: the allocator cannot change while pipes exist"},
     {ENOSYS, "not supported on this platform"},
     {EMFILE, "too many open files"},
+    {ENFILE, "too many open files in the system"},
+    {ENODEV, "no such device: the kernel cannot make an eventfd"},
+    {EEXIST, "exists: another handle already watches this fd"},
+    {EIO, "input/output error: the event loop refused the change"},
 };
 
 const char *mempipe_strerror(int err)

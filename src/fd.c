@@ -53,6 +53,17 @@
  * reused, fd number, because the object is only touched under the lock
  * after seeing on >= 0.
  *
+ * fork(). A child inherits the parent's watches, their locks as they were
+ * at the fork (possibly held by a parent thread that does not exist in the
+ * child) and descriptors of the very kernel objects the parent polls. The
+ * child may only close inherited ends (SPEC R34), and that must touch
+ * nothing the parent shares. So every watch records the fork generation it
+ * was made in (a counter that a pthread_atfork child handler bumps), and a
+ * watch of another generation is never signalled, cleared or locked: its
+ * close only closes the child's own copies of the descriptors, and its
+ * free never destroys its mutex (which may be locked); the memory is the
+ * child's copy, freed as usual.
+ *
  * Edge-triggered epoll: the object is written only when `on` goes 0 -> 1,
  * so EPOLLET reports one event each time the condition becomes true, not one
  * per write. After an event, read (write) until -EAGAIN, as with any
@@ -94,7 +105,41 @@ struct mempipe__fdwatch {
     pthread_mutex_t lock; /* every change of `on` and of the objects */
     struct watcher rd;    /* readable fd of the end that reads the pipe */
     struct watcher wr;    /* writable fd of the end that writes the pipe */
+    unsigned gen;         /* the fork generation it was made in */
 };
+
+/* ---- fork generations ---------------------------------------------------- */
+
+/*
+ * Bumped in every child, before fork() returns there; only a single-threaded
+ * child writes it, so relaxed accesses suffice (fork orders the rest).
+ */
+static atomic_uint fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+    /* If this fails (ENOMEM), children are not told apart: the behaviour
+     * without this handler, which R34 does not promise. */
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+unsigned mempipe__fork_gen(void)
+{
+    pthread_once(&fork_once, fork_register);
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+/* True for a watch inherited across fork(): see the top comment. */
+static bool inherited(const struct mempipe__fdwatch *w)
+{
+    return w->gen != mempipe__fork_gen();
+}
 
 /* ---- the conditions (snapshots of atomics, acquire) -------------------- */
 
@@ -244,6 +289,8 @@ void mempipe__fd_notify(struct mempipe__pipe *p)
         atomic_load_explicit(&p->watch, memory_order_acquire);
     if (in_step(&w->rd, can_read(p)) && in_step(&w->wr, can_write(p)))
         return;
+    if (inherited(w))
+        return; /* a child's copy: the objects are the parent's (R34) */
     pthread_mutex_lock(&w->lock);
     sync_one(p, &w->rd, can_read);
     sync_one(p, &w->wr, can_write);
@@ -274,6 +321,7 @@ static struct mempipe__fdwatch *get_watch(struct mempipe__pipe *p)
     }
     watcher_init(&nw->rd);
     watcher_init(&nw->wr);
+    nw->gen = mempipe__fork_gen();
     /* Release: the initialised watch before any thread can see it. */
     if (atomic_compare_exchange_strong_explicit(
             &p->watch, &w, nw, memory_order_acq_rel, memory_order_acquire))
@@ -335,12 +383,15 @@ static void drop(struct mempipe__pipe *p, bool rd)
     if (w == NULL)
         return; /* nobody asked: no lock, no syscall */
     struct watcher *x = rd ? &w->rd : &w->wr;
-    pthread_mutex_lock(&w->lock);
+    bool mine = !inherited(w); /* else: no lock, only our descriptors */
+    if (mine)
+        pthread_mutex_lock(&w->lock);
     if (atomic_load_explicit(&x->on, memory_order_relaxed) >= 0) {
         atomic_store_explicit(&x->on, -1, memory_order_relaxed);
         close_object(x);
     }
-    pthread_mutex_unlock(&w->lock);
+    if (mine)
+        pthread_mutex_unlock(&w->lock);
 }
 
 void mempipe__fd_close_end(struct mempipe *end)
@@ -362,7 +413,8 @@ void mempipe__fd_free(struct mempipe__pipe *p)
         close_object(&w->rd);
     if (atomic_load_explicit(&w->wr.on, memory_order_relaxed) >= 0)
         close_object(&w->wr);
-    pthread_mutex_destroy(&w->lock);
+    if (!inherited(w)) /* a parent thread may have held it at the fork */
+        pthread_mutex_destroy(&w->lock);
     mempipe__free(w, sizeof *w);
     atomic_store_explicit(&p->watch, NULL, memory_order_relaxed);
 }

@@ -35,4 +35,12 @@ void mempipe__fd_close_end(struct mempipe *end);
 /* pipe free (last close): frees p's watch, if any. No other thread left. */
 void mempipe__fd_free(struct mempipe__pipe *p);
 
+/*
+ * The fork generation of this process: 0 in the first, one more in each
+ * child of a fork() (a pthread_atfork handler, registered on the first
+ * call). Pipes and watches record it when made; one from another generation
+ * was inherited, and may only be released (SPEC R34). Any thread.
+ */
+unsigned mempipe__fork_gen(void);
+
 #endif

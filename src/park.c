@@ -4,6 +4,7 @@
 
 #include "fence.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #if defined(MEMPIPE_USE_FUTEX)
@@ -36,6 +37,28 @@ static long elapsed_ns(const struct timespec *t0)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (long)(t.tv_sec - t0->tv_sec) * 1000000000L +
            (t.tv_nsec - t0->tv_nsec);
+}
+
+/*
+ * The blocking calls are not cancellation points (SPEC R33): cancellation is
+ * disabled while the thread sleeps, and only then (the fast path and the
+ * spin pay nothing), and the caller's state is restored after. Otherwise a
+ * cancellation acting inside pthread_cond_wait() would unwind with the
+ * bucket mutex locked, and every parker hashing to that bucket would hang
+ * on it; and a cancelled call could not report the bytes it moved. Both
+ * builds do the same, so a pending cancellation acts at the thread's next
+ * cancellation point after the call returns.
+ */
+static int sleep_begin(void)
+{
+    int old = PTHREAD_CANCEL_ENABLE;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+static void sleep_end(int old)
+{
+    pthread_setcancelstate(old, NULL);
 }
 
 static int woken(struct mempipe__parker *pk, unsigned seen)
@@ -107,8 +130,19 @@ void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
                                  &pk->seq, &cur, seen | SLEEPING,
                                  memory_order_acq_rel, memory_order_acquire))
         return;
-    /* The kernel re-checks the word: a wake after the CAS makes it return. */
+    /* The kernel re-checks the word: a wake after the CAS makes it return.
+     * A signal makes it return too (EINTR, whatever SA_RESTART says): the
+     * caller then polls again and parks again, so a blocking call never
+     * returns -EINTR and loses nothing (SPEC R35). */
+    int old = sleep_begin();
     futex(&pk->seq, FUTEX_WAIT, seen | SLEEPING);
+    sleep_end(old);
+}
+
+unsigned mempipe__park_bucket(const struct mempipe__parker *pk)
+{
+    (void)pk; /* no shared state between parkers */
+    return 0;
 }
 
 void mempipe__park_wake(void *arg)
@@ -127,7 +161,6 @@ void mempipe__park_wake(void *arg)
 
 #else
 
-#include <pthread.h>
 #include <stdint.h>
 
 /*
@@ -142,12 +175,25 @@ static struct {
 } lot[LOT_SIZE];
 static pthread_once_t lot_once = PTHREAD_ONCE_INIT;
 
-static void lot_init(void)
+static void lot_make(void)
 {
     for (int i = 0; i < LOT_SIZE; i++) {
         pthread_mutex_init(&lot[i].mu, NULL);
         pthread_cond_init(&lot[i].cv, NULL);
     }
+}
+
+/*
+ * In a child of fork(), a bucket's mutex may be locked by a parent thread
+ * that the child does not have, and its condvar may count sleepers that are
+ * not there: made anew (not destroyed: destroying a locked mutex is
+ * undefined), so the child's new pipes can block (SPEC R34). Parkers of
+ * inherited ends are never used in the child.
+ */
+static void lot_init(void)
+{
+    lot_make();
+    pthread_atfork(NULL, NULL, lot_make);
 }
 
 static unsigned bucket(const struct mempipe__parker *pk)
@@ -156,17 +202,26 @@ static unsigned bucket(const struct mempipe__parker *pk)
     return (unsigned)((a >> 4) ^ (a >> 12)) % LOT_SIZE;
 }
 
+unsigned mempipe__park_bucket(const struct mempipe__parker *pk)
+{
+    return bucket(pk);
+}
+
 void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
 {
     if (spin_for_wake(pk, seen))
         return;
     pthread_once(&lot_once, lot_init);
     unsigned b = bucket(pk);
+    /* pthread_cond_wait() is a cancellation point: see sleep_begin(). It
+     * never fails with EINTR; a signal handler runs and the wait goes on. */
+    int old = sleep_begin();
     pthread_mutex_lock(&lot[b].mu);
     while ((atomic_load_explicit(&pk->seq, memory_order_acquire) & ~SLEEPING) ==
            seen)
         pthread_cond_wait(&lot[b].cv, &lot[b].mu);
     pthread_mutex_unlock(&lot[b].mu);
+    sleep_end(old);
 }
 
 void mempipe__park_wake(void *arg)

@@ -34,5 +34,10 @@ unsigned mempipe__park_prepare(struct mempipe__parker *pk);
 void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen);
 /* The waker function; ctx is the parker. Any thread. */
 void mempipe__park_wake(void *pk);
+/*
+ * For tests: the parking-lot bucket whose mutex and condvar the parker
+ * sleeps on (condvar build); 0 for every parker in the futex build.
+ */
+unsigned mempipe__park_bucket(const struct mempipe__parker *pk);
 
 #endif

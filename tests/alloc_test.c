@@ -24,6 +24,7 @@
 struct talloc {
     long long nallocs; /* allocations attempted so far */
     long long fail_at; /* fail allocation number fail_at (0: never) */
+    int fail_rest;     /* and every one after it too */
     int failed;        /* an allocation was failed since armed */
     long long live;    /* bytes allocated and not freed */
     long long blocks;  /* blocks allocated and not freed */
@@ -62,7 +63,8 @@ static void *failing_realloc(void *ctx, void *ptr, size_t old_size,
         return NULL;
     }
     t->nallocs++;
-    if (t->fail_at != 0 && t->nallocs == t->fail_at) {
+    if (t->fail_at != 0 && (t->nallocs == t->fail_at ||
+                            (t->fail_rest && t->nallocs > t->fail_at))) {
         t->failed = 1;
         fail_points++;
         return NULL;
@@ -94,9 +96,17 @@ static void arm(long long n)
     ta.failed = 0;
 }
 
+/* Lets n more allocations succeed, then fails every one (n >= 0). */
+static void arm_all_after(long long n)
+{
+    arm(n + 1);
+    ta.fail_rest = 1;
+}
+
 static void disarm(void)
 {
     ta.fail_at = 0;
+    ta.fail_rest = 0;
 }
 
 static int setup(void **state)
@@ -411,6 +421,53 @@ static void test_R21_close_keeps_peer_bytes_under_failures(void **state)
     assert_allocator_sane();
 }
 
+/*
+ * SPEC R36: a blocking write that runs out of memory part-way returns the
+ * count accepted, on a pipe that is still open (not the -EPIPE case of
+ * R28); the call for the rest returns -ENOMEM while memory stays short, and
+ * succeeds once it is back. The reader gets exactly the accepted bytes.
+ */
+static void test_R36_blocking_write_short_count_then_enomem(void **state)
+{
+    (void)state;
+    enum { LEN = 1 << 20, SEG = 64 << 10, SEGS = 4 };
+    const uint64_t seed = 36;
+    unsigned char *buf = malloc(LEN);
+    assert_non_null(buf);
+    tu_pattern(buf, LEN, 0, seed);
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex((size_t)-1, &a, &b));
+
+    /* Room for SEGS segments of 64 KiB, then no memory at all. */
+    arm_all_after(SEGS);
+    ssize_t n = mempipe_write(a, buf, LEN);
+    assert_true(ta.failed);
+    assert_rc(SEGS * SEG, n);
+    /* Short, but the pipe is open: writable, and a write is -ENOMEM. */
+    assert_true(mempipe_writable(a) > 0);
+    char line[160];
+    assert_true(mempipe_describe(a, line, sizeof line) > 0);
+    assert_non_null(strstr(line, "tx=262144/"));
+    assert_non_null(strstr(line, " open "));
+    assert_rc(-ENOMEM, mempipe_write(a, buf + n, LEN - (size_t)n));
+    assert_rc(-ENOMEM, mempipe_poll_write(a, buf + n, 1, NULL));
+    struct iovec iov = {buf + n, 100};
+    assert_rc(-ENOMEM, mempipe_poll_writev(a, &iov, 1, NULL));
+    /* The reader gets exactly the accepted bytes, then nothing. */
+    assert_rc(n, mempipe_readable(b));
+    read_back(b, 0, (uint64_t)n, seed);
+    assert_rc(-EAGAIN, mempipe_poll_read(b, buf, 1, NULL));
+
+    /* Memory back: the rest goes through and reads back in order. */
+    disarm();
+    assert_rc(LEN - n, mempipe_write(a, buf + n, LEN - (size_t)n));
+    read_back(b, (uint64_t)n, (uint64_t)(LEN - n), seed);
+    mempipe_close(a);
+    mempipe_close(b);
+    free(buf);
+    assert_allocator_sane();
+}
+
 /* ---- mempipe_set_allocator itself -----------------------------------------
  */
 
@@ -478,6 +535,54 @@ static void test_R3_creation_costs_little_with_huge_capacity(void **state)
     mempipe_close(b);
 }
 
+/*
+ * R3, and the header's promise at mempipe_duplex(): once a burst has drained,
+ * each direction keeps at most two segments (the head, which is also the
+ * tail, and one cached spare) of at most 64 KiB each, whatever the burst
+ * was, until the pipe is closed.
+ */
+static void test_R3_burst_drained_keeps_at_most_two_segments(void **state)
+{
+    (void)state;
+    enum { BURST = 4 << 20, CHUNK = 1000 };
+    /* A segment: 64 KiB of data after a header of three words. */
+    const long long seg = (64 << 10) + 3 * (long long)sizeof(size_t);
+    unsigned char *buf = malloc(BURST);
+    assert_non_null(buf);
+    tu_pattern(buf, BURST, 0, 3);
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex((size_t)-1, &a, &b));
+    long long empty = ta.live;
+
+    for (int round = 0; round < 3; round++) {
+        /* Both directions at once hold the whole burst ... */
+        assert_rc(BURST, mempipe_poll_write(a, buf, BURST, NULL));
+        assert_rc(BURST, mempipe_poll_write(b, buf, BURST, NULL));
+        assert_true(ta.live - empty >= 2LL * BURST);
+        /* ... and give it back as it is read, small reads at a time. */
+        read_back(b, (uint64_t)round * BURST, BURST, 3);
+        read_back(a, (uint64_t)round * BURST, BURST, 3);
+        long long kept = ta.live - empty;
+        if (kept > 4 * seg)
+            fail_msg("round %d: %lld bytes kept after the burst drained; at "
+                     "most two segments per direction (%lld) expected",
+                     round, kept, 4 * seg);
+        /* Small traffic afterwards stays within them too. */
+        for (int i = 0; i < 1000; i++) {
+            unsigned char tmp[CHUNK];
+            assert_rc(CHUNK, mempipe_poll_write(a, buf, CHUNK, NULL));
+            assert_rc(CHUNK, mempipe_poll_read(b, tmp, CHUNK, NULL));
+            assert_memory_equal(tmp, buf, CHUNK);
+        }
+        assert_true(ta.live - empty <= 4 * seg);
+        tu_pattern(buf, BURST, (uint64_t)(round + 1) * BURST, 3);
+    }
+    mempipe_close(a);
+    mempipe_close(b);
+    free(buf);
+    assert_allocator_sane();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,12 +597,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_R21_close_keeps_peer_bytes_under_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(
+            test_R36_blocking_write_short_count_then_enomem, setup, teardown),
+        cmocka_unit_test_setup_teardown(
             test_set_allocator_busy_while_pipes_live, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_set_allocator_passes_ctx_and_null_restores_default, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
             test_R3_creation_costs_little_with_huge_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_R3_burst_drained_keeps_at_most_two_segments, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     printf("alloc_test: %lld allocation failures injected in all\n",

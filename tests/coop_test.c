@@ -152,24 +152,78 @@ static void test_budget_pending_results_consume_nothing(void **state)
     mempipe_close(b);
 }
 
-static void test_budget_eof_errors_and_zero_lengths_spend_one(void **state)
+static void test_budget_eof_and_errors_spend_one(void **state)
 {
     (void)state;
     mempipe *a = NULL, *b = NULL;
     char buf[4];
     assert_rc(0, mempipe_duplex(4, &a, &b));
     mempipe_budget_set(10);
-    assert_rc(0, mempipe_poll_read(b, buf, 0, NULL));  /* R8 */
-    assert_rc(0, mempipe_poll_write(a, buf, 0, NULL)); /* R14 */
-    assert_rc(0, mempipe_poll_writev(a, NULL, 0, NULL));
-    assert_rc(7, mempipe_budget_left());
     assert_rc(0, mempipe_shutdown(a)); /* ignores the budget */
-    assert_rc(7, mempipe_budget_left());
+    assert_rc(10, mempipe_budget_left());
     assert_rc(0, mempipe_poll_read(b, buf, sizeof buf, NULL)); /* EOF */
     assert_rc(-EPIPE, mempipe_poll_write(a, "x", 1, NULL));
     struct iovec iov = {"xy", 2};
     assert_rc(-EPIPE, mempipe_poll_writev(a, &iov, 1, NULL));
-    assert_rc(4, mempipe_budget_left());
+    assert_rc(7, mempipe_budget_left());
+    mempipe_close(a);
+    mempipe_close(b);
+}
+
+/*
+ * SPEC R8 and R14: a zero-length call returns at once "in every state" and
+ * wakes nothing, so the budget does not apply to it: it spends nothing ...
+ */
+static void test_R8_zero_len_ignores_budget_spends_nothing(void **state)
+{
+    (void)state;
+    mempipe *a = NULL, *b = NULL;
+    char buf[4];
+    struct iovec empty = {buf, 0};
+    assert_rc(0, mempipe_duplex(4, &a, &b));
+    mempipe_budget_set(10);
+    assert_rc(0, mempipe_poll_read(b, buf, 0, NULL));
+    assert_rc(0, mempipe_poll_write(a, buf, 0, NULL));
+    assert_rc(0, mempipe_poll_writev(a, NULL, 0, NULL));
+    assert_rc(0, mempipe_poll_writev(a, &empty, 1, NULL));
+    assert_rc(10, mempipe_budget_left());
+    assert_rc(0, mempipe_shutdown(a));
+    assert_rc(-EPIPE, mempipe_poll_write(a, buf, 0, NULL)); /* R14 */
+    assert_rc(0, mempipe_poll_read(b, buf, 0, NULL));
+    assert_rc(10, mempipe_budget_left());
+    mempipe_close(a);
+    mempipe_close(b);
+}
+
+/* ... and it never yields: with the budget spent it still returns 0 (or
+ * -EPIPE on a closed pipe) and never calls its waker. */
+static void test_R8_zero_len_ignores_budget_when_exhausted(void **state)
+{
+    (void)state;
+    mempipe *a = NULL, *b = NULL;
+    struct tu_counter c = {0};
+    mempipe_waker w = tu_counter_waker(&c);
+    char buf[4];
+    struct iovec empty = {buf, 0};
+    assert_rc(0, mempipe_duplex(4, &a, &b));
+    mempipe_budget_set(1);
+    assert_rc(1, mempipe_poll_write(a, "x", 1, NULL));
+    assert_rc(0, mempipe_budget_left()); /* exhausted */
+    assert_rc(0, mempipe_poll_read(b, buf, 0, &w));
+    assert_rc(0, mempipe_poll_write(a, buf, 0, &w));
+    assert_rc(0, mempipe_poll_writev(a, NULL, 0, &w));
+    assert_rc(0, mempipe_poll_writev(a, &empty, 1, &w));
+    assert_rc(0, tu_calls(&c)); /* no yield called it */
+    assert_rc(0, mempipe_shutdown(a));
+    assert_rc(-EPIPE, mempipe_poll_write(a, buf, 0, &w));
+    assert_rc(0, mempipe_poll_read(a, buf, 0, &w));
+    assert_rc(0, tu_calls(&c));
+    assert_rc(0, mempipe_budget_left());
+    /* The byte is still there and nothing was stored for later. */
+    assert_rc(1, mempipe_readable(b));
+    mempipe_budget_set(0);
+    assert_rc(1, mempipe_poll_read(b, buf, sizeof buf, NULL));
+    assert_rc(0, tu_calls(&c));
     mempipe_close(a);
     mempipe_close(b);
 }
@@ -349,9 +403,10 @@ static void *blocker_main(void *arg)
     struct blocker *bl = arg;
     static const unsigned char out[BLOCK_BYTES] = {1, 2, 3};
     mempipe_budget_set(bl->budget);
-    (void)mempipe_poll_write(bl->end, "", 0, NULL); /* completes: spends 1 */
+    /* Completes (a zero-length call would not count, R8): spends 1. */
+    long first = mempipe_poll_write(bl->end, out, 1, NULL);
     /* Capacity 8: the write parks many times before the peer drains it. */
-    bl->wrote = mempipe_write(bl->end, out, sizeof out);
+    bl->wrote = first + mempipe_write(bl->end, out + 1, sizeof out - 1);
     /* Nothing buffered yet: the read parks until the peer writes. */
     bl->read1 = mempipe_read(bl->end, bl->in, sizeof bl->in);
     bl->read_rest = 0;
@@ -603,7 +658,9 @@ static void test_budget_same_rules_while_traced(void **state)
         test_budget_exactly_n_ready_results_then_yield,
         test_budget_yield_does_not_store_the_waker,
         test_budget_pending_results_consume_nothing,
-        test_budget_eof_errors_and_zero_lengths_spend_one,
+        test_budget_eof_and_errors_spend_one,
+        test_R8_zero_len_ignores_budget_spends_nothing,
+        test_R8_zero_len_ignores_budget_when_exhausted,
         test_budget_yield_comes_before_eof_and_epipe,
         test_budget_argument_errors_are_not_hidden,
         test_budget_blocking_calls_ignore_it_when_exhausted,
@@ -638,8 +695,12 @@ int main(void)
             reset_budget),
         cmocka_unit_test_teardown(test_budget_pending_results_consume_nothing,
                                   reset_budget),
+        cmocka_unit_test_teardown(test_budget_eof_and_errors_spend_one,
+                                  reset_budget),
         cmocka_unit_test_teardown(
-            test_budget_eof_errors_and_zero_lengths_spend_one, reset_budget),
+            test_R8_zero_len_ignores_budget_spends_nothing, reset_budget),
+        cmocka_unit_test_teardown(
+            test_R8_zero_len_ignores_budget_when_exhausted, reset_budget),
         cmocka_unit_test_teardown(test_budget_yield_comes_before_eof_and_epipe,
                                   reset_budget),
         cmocka_unit_test_teardown(test_budget_argument_errors_are_not_hidden,

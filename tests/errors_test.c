@@ -2,18 +2,26 @@
 /*
  * SPEC.md R31: mempipe_strerror names every code the library returns, in
  * both signs, and answers something for every other int; mempipe_version
- * matches the version macros.
+ * matches the version macros. The headers and docs are held to the table in
+ * src/err.c: every code a public header documents has a message there, and
+ * every message the docs quote is the table's, word for word.
  */
 #include "testutil.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Every code include/mempipe.h and API.md name as a return value. */
+/* Every code include/mempipe.h, the adapters' headers and API.md name as a
+ * return value. */
 static const int used_codes[] = {
-    EAGAIN, EPIPE, EINVAL, EBADF, ENOMEM, ETIMEDOUT, ECONNRESET, EBUSY,
+    EAGAIN, EPIPE,  EINVAL, EBADF,  ENOMEM, ETIMEDOUT, ECONNRESET,
+    EBUSY,  EMFILE, ENFILE, ENODEV, EEXIST, EIO,       ENOSYS,
 };
 #define NUSED (int)(sizeof used_codes / sizeof used_codes[0])
 
@@ -116,6 +124,217 @@ static void test_R31_codes_returned_by_calls_have_messages(void **state)
     }
 }
 
+/* ---- the docs against the table ---------------------------------------- */
+
+#ifndef MEMPIPE_SOURCE_DIR
+#error "tests/CMakeLists.txt passes MEMPIPE_SOURCE_DIR (the source tree)"
+#endif
+
+/*
+ * Error names a header may document, with their values. A header that
+ * documents a code missing here fails the test: add the code here and its
+ * message to src/err.c.
+ */
+static const struct {
+    const char *name;
+    int code;
+} names[] = {
+    {"EAGAIN", EAGAIN}, {"EPIPE", EPIPE},           {"EINVAL", EINVAL},
+    {"EBADF", EBADF},   {"ENOMEM", ENOMEM},         {"ETIMEDOUT", ETIMEDOUT},
+    {"EBUSY", EBUSY},   {"ECONNRESET", ECONNRESET}, {"ENOSYS", ENOSYS},
+    {"EMFILE", EMFILE}, {"ENFILE", ENFILE},         {"EEXIST", EEXIST},
+    {"EIO", EIO},       {"ENODEV", ENODEV},
+};
+
+/* The whole file, NUL-terminated; fails the test if it cannot be read. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+/*
+ * The text as a reader sees it: comment markers at the start of each line
+ * (a slash-star, a star, two slashes) and comment ends dropped, lines
+ * joined, every run of white space one blank. Markdown needs nothing more.
+ */
+static char *prose(const char *text)
+{
+    char *out = malloc(strlen(text) + 2);
+    assert_non_null(out);
+    size_t o = 0;
+    const char *p = text;
+    while (*p != '\0') {
+        const char *eol = strchr(p, '\n');
+        const char *end = eol != NULL ? eol : p + strlen(p);
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (end - p >= 2 &&
+            (strncmp(p, "/*", 2) == 0 || strncmp(p, "//", 2) == 0))
+            p += 2;
+        else if (p < end && *p == '*' && (end - p == 1 || p[1] != '/'))
+            p++;
+        for (; p < end; p++) {
+            if (end - p >= 2 && strncmp(p, "*/", 2) == 0) {
+                p++;
+                continue;
+            }
+            bool blank = *p == ' ' || *p == '\t' || *p == '\r';
+            if (blank && (o == 0 || out[o - 1] == ' '))
+                continue;
+            out[o++] = blank ? ' ' : *p;
+        }
+        if (o > 0 && out[o - 1] != ' ')
+            out[o++] = ' ';
+        p = eol != NULL ? eol + 1 : end;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Calls fn(path) for the headers (headers_only) or every doc file. */
+static void for_each_doc(bool headers_only, void (*fn)(const char *path))
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/include/mempipe.h", MEMPIPE_SOURCE_DIR);
+    fn(path);
+    static const char *const dirs[] = {"include/mempipe", "docs"};
+    for (size_t i = 0; i < (headers_only ? 1u : 2u); i++) {
+        snprintf(path, sizeof path, "%s/%s", MEMPIPE_SOURCE_DIR, dirs[i]);
+        DIR *d = opendir(path);
+        if (d == NULL)
+            fail_msg("cannot open the folder %s", path);
+        const char *ext = i == 0 ? ".h" : ".md";
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            size_t n = strlen(e->d_name);
+            if (n <= strlen(ext) ||
+                strcmp(e->d_name + n - strlen(ext), ext) != 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s/%s", MEMPIPE_SOURCE_DIR, dirs[i],
+                     e->d_name);
+            fn(path);
+        }
+        closedir(d);
+    }
+    if (!headers_only) {
+        snprintf(path, sizeof path, "%s/README.md", MEMPIPE_SOURCE_DIR);
+        fn(path);
+    }
+}
+
+static int documented; /* codes found in the headers */
+
+static void check_documented_codes(const char *path)
+{
+    char *text = slurp(path);
+    const char *unknown = mempipe_strerror(-123456);
+    for (const char *p = text; (p = strstr(p, "-E")) != NULL; p++) {
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+            continue;
+        size_t n = 1;
+        while (isupper((unsigned char)p[1 + n]) ||
+               isdigit((unsigned char)p[1 + n]))
+            n++;
+        if (n < 3)
+            continue;
+        int code = 0;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].name) == n &&
+                strncmp(names[i].name, p + 1, n) == 0)
+                code = names[i].code;
+        if (code == 0)
+            fail_msg("%s documents -%.*s, which this test does not know: add "
+                     "it to names[] here and its message to src/err.c",
+                     path, (int)n, p + 1);
+        if (strcmp(mempipe_strerror(-code), unknown) == 0)
+            fail_msg("%s documents -%.*s, but mempipe_strerror() says \"%s\" "
+                     "for it: add its message to src/err.c",
+                     path, (int)n, p + 1, unknown);
+        documented++;
+    }
+    free(text);
+}
+
+/* F (issue 9): every code a public call documents has a real message. */
+static void test_R31_every_documented_code_has_a_message(void **state)
+{
+    (void)state;
+    documented = 0;
+    for_each_doc(true, check_documented_codes);
+    /* The scan found the headers' codes, not nothing. */
+    if (documented < 20)
+        fail_msg("only %d documented codes found in the headers", documented);
+}
+
+static int quoted; /* table messages found in the docs */
+
+/*
+ * Each message of the table is looked for by its leading words: up to its
+ * colon ("broken pipe:"), or, for a message without one, the whole message
+ * in double quotes. Wherever the docs have those words, the rest must be
+ * the table's text exactly.
+ */
+static void check_quoted_messages(const char *path)
+{
+    char *raw = slurp(path);
+    char *text = prose(raw);
+    free(raw);
+    const char *unknown = mempipe_strerror(-123456);
+    for (int c = 0; c <= 4096; c++) {
+        const char *msg = c == 4096 ? unknown : mempipe_strerror(-c);
+        if (c < 4096 && c > 0 && strcmp(msg, unknown) == 0)
+            continue;
+        char key[256];
+        const char *colon = strchr(msg, ':');
+        if (colon != NULL)
+            snprintf(key, sizeof key, "%.*s", (int)(colon + 1 - msg), msg);
+        else
+            snprintf(key, sizeof key, "\"%s", msg);
+        for (const char *p = text; (p = strstr(p, key)) != NULL; p++) {
+            if (p > text && isalpha((unsigned char)p[-1]))
+                continue;
+            const char *want = colon != NULL ? msg : key;
+            size_t n = strlen(want);
+            bool same =
+                strncmp(p, want, n) == 0 && (colon != NULL || p[n] == '"');
+            if (!same)
+                fail_msg("%s quotes the message of code %d as\n  \"%.*s\"\n"
+                         "but src/err.c says\n  \"%s\"",
+                         path, c, (int)(n + 20), p, msg);
+            quoted++;
+        }
+    }
+    free(text);
+}
+
+/* E (issue 15): the docs quote mempipe_strerror's texts, not their own. */
+static void test_R31_docs_quote_the_table_messages(void **state)
+{
+    (void)state;
+    quoted = 0;
+    for_each_doc(false, check_quoted_messages);
+    /* At least the README's demo output and the header's example. */
+    if (quoted < 2)
+        fail_msg("only %d quoted messages found in the docs", quoted);
+}
+
 static void test_R31_version_matches_macros(void **state)
 {
     (void)state;
@@ -139,6 +358,8 @@ int main(void)
         cmocka_unit_test(test_R31_unknown_codes_have_a_message),
         cmocka_unit_test(test_R31_codes_returned_by_calls_have_messages),
         cmocka_unit_test(test_R31_version_matches_macros),
+        cmocka_unit_test(test_R31_every_documented_code_has_a_message),
+        cmocka_unit_test(test_R31_docs_quote_the_table_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
