@@ -20,7 +20,7 @@ all: $(BUILD)/.configured
 # $(1): build dir, $(2): deps level, $(3): extra cmake args
 define configure
 	@sh scripts/deps.sh $(2)
-	cmake -S . -B $(1) $(CMAKE_ARGS) $(3) >/dev/null
+	cmake -S . -B $(1) -DMEMPIPE_WERROR=ON $(CMAKE_ARGS) $(3) >/dev/null
 endef
 
 $(BUILD)/.configured: CMakeLists.txt
@@ -29,7 +29,7 @@ $(BUILD)/.configured: CMakeLists.txt
 
 demo:
 	@sh scripts/deps.sh build
-	cmake -S . -B $(BUILD)-demo -DMEMPIPE_BUILD_TESTS=OFF -DMEMPIPE_BUILD_BENCH=OFF -DMEMPIPE_BUILD_ADAPTERS=OFF $(CMAKE_ARGS) >/dev/null
+	cmake -S . -B $(BUILD)-demo -DMEMPIPE_WERROR=ON -DMEMPIPE_BUILD_TESTS=OFF -DMEMPIPE_BUILD_BENCH=OFF -DMEMPIPE_BUILD_ADAPTERS=OFF $(CMAKE_ARGS) >/dev/null
 	cmake --build $(BUILD)-demo -j $(JOBS) --target demo
 	./$(BUILD)-demo/examples/demo
 

@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 
-cmake -S . -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release -DMEMPIPE_BUILD_TESTS=OFF \
+cmake -S . -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release -DMEMPIPE_WERROR=ON -DMEMPIPE_BUILD_TESTS=OFF \
     -DMEMPIPE_BUILD_EXAMPLES=OFF -DMEMPIPE_BUILD_BENCH=OFF >/dev/null
 cmake --build "$tmp/build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 # --prefix at install time: the .pc files and the CMake package must work
