@@ -27,9 +27,18 @@ pc=$(dirname "$pcfile")
 libdir=$(dirname "$pc")
 test -e "$prefix/include/mempipe.h" || { echo "mempipe.h not installed" >&2; exit 1; }
 test -e "$libdir/libmempipe.a" || { echo "libmempipe.a not installed" >&2; exit 1; }
+# The version comes from the header's macros alone; the SONAME follows the
+# 0.x policy (README, install): libmempipe.so.0.MINOR, .MAJOR from 1.0 on.
+ver() { awk -v m="MEMPIPE_VERSION_$1" '$1 == "#define" && $2 == m {print $3}' include/mempipe.h; }
+major=$(ver MAJOR) minor=$(ver MINOR) patch=$(ver PATCH)
+version=$major.$minor.$patch
+if [ "$major" = 0 ]; then want_soname=libmempipe.so.0.$minor; else want_soname=libmempipe.so.$major; fi
 soname=$(objdump -p "$libdir/libmempipe.so" | awk '/SONAME/ {print $2}')
-echo "SONAME: $soname"
-test "$soname" = "libmempipe.so.0" || { echo "unexpected SONAME" >&2; exit 1; }
+echo "version $version (include/mempipe.h), SONAME: $soname"
+test "$soname" = "$want_soname" || { echo "unexpected SONAME, want $want_soname" >&2; exit 1; }
+test -e "$libdir/libmempipe.so.$version" || { echo "libmempipe.so.$version not installed" >&2; exit 1; }
+pcver=$(PKG_CONFIG_PATH=$pc pkg-config --modversion mempipe)
+test "$pcver" = "$version" || { echo "mempipe.pc says $pcver, the header $version" >&2; exit 1; }
 
 echo "== consumer through pkg-config"
 PKG_CONFIG_PATH=$pc make -s -C examples/consumer OUT="$tmp"
@@ -38,7 +47,7 @@ LD_LIBRARY_PATH=$libdir "$tmp/consumer-pc"
 # (ldd's output is kept first: grep -q exiting early under pipefail would
 # fail the pipe with SIGPIPE.)
 deps=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/consumer-pc")
-grep -q "$libdir/libmempipe.so.0" <<<"$deps"
+grep -q "$libdir/$want_soname" <<<"$deps"
 
 echo "== consumer through find_package(mempipe)"
 cmake -S examples/consumer -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
