@@ -30,7 +30,7 @@ $(BUILD)/.configured: CMakeLists.txt
 demo:
 	@sh scripts/deps.sh build
 	cmake -S . -B $(BUILD)-demo -DMEMPIPE_WERROR=ON -DMEMPIPE_BUILD_TESTS=OFF -DMEMPIPE_BUILD_BENCH=OFF -DMEMPIPE_BUILD_ADAPTERS=OFF $(CMAKE_ARGS) >/dev/null
-	cmake --build $(BUILD)-demo -j $(JOBS) --target demo
+	cmake --build $(BUILD)-demo -j $(JOBS) --target mempipe_example_demo
 	./$(BUILD)-demo/examples/demo
 
 test:
