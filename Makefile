@@ -30,6 +30,14 @@ define configure
 	@bash scripts/configure.sh $(1) $(2) '$(CMAKE_ARGS_GIVEN)' $(CMAKE_ARGS) -- $(3)
 endef
 
+# $(1): build dir. Runs its suite under CTest, then shows why each skipped
+# test skipped (CTest itself only says "Skipped"; a test that exits with 77
+# prints a "SKIPPED: why" line first).
+define ctest
+	cd $(1) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	@sed -n 's/^\(.*SKIPPED: .*\)/  skipped: \1/p' $(1)/Testing/Temporary/LastTest.log
+endef
+
 demo: ## build and run examples/demo ($(BUILD)-demo/)
 	$(call configure,$(BUILD)-demo,build,-DMEMPIPE_BUILD_TESTS=OFF -DMEMPIPE_BUILD_BENCH=OFF -DMEMPIPE_BUILD_ADAPTERS=OFF)
 	cmake --build $(BUILD)-demo -j $(JOBS) --target mempipe_example_demo
@@ -38,22 +46,22 @@ demo: ## build and run examples/demo ($(BUILD)-demo/)
 test: ## build everything and run the test suite under CTest ($(BUILD)/)
 	$(call configure,$(BUILD),test,)
 	cmake --build $(BUILD) -j $(JOBS)
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	$(call ctest,$(BUILD))
 
 asan: ## the suite under AddressSanitizer + UBSan ($(BUILD)-asan/)
 	$(call configure,$(BUILD)-asan,test,-DMEMPIPE_ASAN=ON -DCMAKE_BUILD_TYPE=Debug -DMEMPIPE_BUILD_BENCH=OFF)
 	cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	$(call ctest,$(BUILD)-asan)
 
 tsan: ## the suite under ThreadSanitizer ($(BUILD)-tsan/)
 	$(call configure,$(BUILD)-tsan,test,-DMEMPIPE_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMPIPE_BUILD_BENCH=OFF)
 	cmake --build $(BUILD)-tsan -j $(JOBS)
-	cd $(BUILD)-tsan && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	$(call ctest,$(BUILD)-tsan)
 
 condvar: ## the suite with the mutex+condvar parker instead of futex ($(BUILD)-condvar/)
 	$(call configure,$(BUILD)-condvar,test,-DMEMPIPE_USE_FUTEX=OFF -DMEMPIPE_BUILD_BENCH=OFF)
 	cmake --build $(BUILD)-condvar -j $(JOBS)
-	cd $(BUILD)-condvar && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	$(call ctest,$(BUILD)-condvar)
 
 bench: ## the benchmarks, Release build ($(BUILD)-bench/); takes minutes
 	$(call configure,$(BUILD)-bench,build,-DCMAKE_BUILD_TYPE=Release -DMEMPIPE_BUILD_TESTS=OFF)

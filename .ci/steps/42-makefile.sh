@@ -8,7 +8,9 @@
 #    the configure summary, adapters not found included;
 #  - a second `make` keeps the build's arguments (no reconfigure); new
 #    CMAKE_ARGS reconfigure it, quoted values intact;
-#  - `make install PREFIX=... DESTDIR=...` installs under DESTDIR/PREFIX.
+#  - `make install PREFIX=... DESTDIR=...` installs under DESTDIR/PREFIX;
+#  - a test that skips (trace_test without USDT, outside CI) is reported by
+#    CTest as skipped, not passed, and make test shows why.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 sh scripts/deps.sh test
@@ -51,4 +53,10 @@ for f in include/mempipe.h lib/pkgconfig/mempipe.pc lib/cmake/mempipe/mempipeCon
     [ -e "$tmp/dest/opt/mempipe/$f" ] || fail "$f not installed under DESTDIR/PREFIX"
 done
 find "$tmp/dest/opt/mempipe" -name 'libmempipe.*' | grep -q . || fail "no library installed"
+echo "== make test with -DMEMPIPE_USDT=OFF: trace_test is skipped, and says why"
+env -u CI make BUILD="$tmp/nousdt" CMAKE_ARGS=-DMEMPIPE_USDT=OFF CTEST_ARGS='-R ^trace_test$' test \
+    >"$tmp/out4" 2>&1 || { cat "$tmp/out4"; fail "make test failed"; }
+grep -E 'trace_test|skipped' "$tmp/out4"
+grep -q 'trace_test \.*\*\*\*Skipped' "$tmp/out4" || fail "CTest did not report trace_test as skipped"
+grep -q '^  skipped: trace_test: SKIPPED: built without USDT' "$tmp/out4" || fail "the reason was not shown"
 echo "makefile OK"
