@@ -29,6 +29,7 @@ test -n "$pcfile" || { echo "mempipe.pc not installed" >&2; exit 1; }
 pc=$(dirname "$pcfile")
 libdir=$(dirname "$pc")
 test -e "$prefix/include/mempipe.h" || { echo "mempipe.h not installed" >&2; exit 1; }
+cmp LICENSE "$prefix/share/doc/mempipe/LICENSE" || { echo "LICENSE not installed in share/doc/mempipe" >&2; exit 1; }
 test -e "$libdir/libmempipe.a" || { echo "libmempipe.a not installed" >&2; exit 1; }
 # The version comes from the header's macros alone; the SONAME follows the
 # 0.x policy (README, install): libmempipe.so.0.MINOR, .MAJOR from 1.0 on.
