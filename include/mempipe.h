@@ -77,6 +77,7 @@
 #define MEMPIPE_H
 
 #include <stddef.h>
+#include <stdint.h>    /* uint64_t */
 #include <sys/types.h> /* ssize_t */
 #include <sys/uio.h>   /* struct iovec */
 
@@ -458,6 +459,125 @@ MEMPIPE_EXTERN int mempipe_readable_fd(mempipe *end);
 
 /* See mempipe_readable_fd(): the same, for writing. */
 MEMPIPE_EXTERN int mempipe_writable_fd(mempipe *end);
+
+/* ----------------------------------------------------------------------- */
+/* Testing features: fault injection, statistics, taps                      */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * Faults to inject into one end's own calls (Boost.Beast's test::stream,
+ * on a real pipe), so that code under test meets every short read, short
+ * write, spurious pending and broken transport it must handle:
+ *
+ *   max_read, max_write  cap each call's bytes in that direction (0: no
+ *                        cap): forced short reads and writes. A blocking
+ *                        write still delivers all of len, in capped pieces.
+ *   chunk_seed           != 0: each call's cap is drawn in [1, max_*] from
+ *                        this seed (a fixed PRNG, xorshift64*): the same
+ *                        seed gives the same sequence of caps on every run
+ *                        and machine for the same sequence of calls.
+ *   fail_read_at,        the Nth read (write) call and every later one in
+ *   fail_write_at        that direction fail with fail_err (1-based; 0:
+ *                        never). Counted from mempipe_set_faults() are the
+ *                        calls that would move bytes: len > 0 and not
+ *                        pending (a read with bytes, EOF or an error to
+ *                        report; a write with room or a close to report).
+ *                        A broken transport stays broken, as Beast's
+ *                        fail_count. A failed call changes nothing.
+ *   fail_err             the negative errno those calls return (-EIO,
+ *                        -ECONNRESET, ...).
+ *   pending_every        != 0: every Nth poll call with len > 0 on this end
+ *                        (reads and writes counted together; blocking calls
+ *                        are not counted) returns -EAGAIN without touching
+ *                        the pipe, and calls its waker before it returns,
+ *                        as a yield of the budget does: a spurious pending.
+ *
+ * Fields may be appended in later versions, never reordered: zero the
+ * struct ({0}) before setting the fields you use.
+ */
+typedef struct mempipe_faults {
+    size_t max_read, max_write;
+    unsigned chunk_seed;
+    uint64_t fail_read_at, fail_write_at;
+    int fail_err;
+    unsigned pending_every;
+} mempipe_faults;
+
+/*
+ * Sets the faults for end's own calls (a copy of *f is kept), or clears them
+ * all with f == NULL. A new call restarts every count (fail_*_at,
+ * pending_every) and the chunk PRNG.
+ * Returns 0. Errors (nothing changes): -EINVAL if end is NULL, or f asks
+ * for a failure (fail_read_at or fail_write_at != 0) with a fail_err that
+ * is not a negative errno value (fail_err >= 0 or < -4095, or -EAGAIN);
+ * -ENOMEM if the end's feature record (allocated on first use, through the
+ * allocator hook, freed with the pipe) could not be allocated.
+ * Cost: an end with faults (or stats, or a tap) takes the slow path on each
+ * call; other ends are unaffected, and an end without any pays nothing.
+ * Thread: while no other call on this end is in progress (set it up before
+ * handing the end to the code under test, or from the thread that drives
+ * it). Faults never affect the peer's calls.
+ */
+MEMPIPE_EXTERN int mempipe_set_faults(mempipe *end, const mempipe_faults *f);
+
+/*
+ * One end's statistics (this end's own calls). Fields may be appended in
+ * later versions, never reordered.
+ *
+ *   bytes_written   bytes this end's writes accepted (exact, always)
+ *   bytes_read      bytes this end's reads returned (exact, always)
+ *   writes, reads   calls that moved at least one byte
+ *   pending_writes, calls that returned -EAGAIN (pipe full or empty, a
+ *   pending_reads   yield of the budget, or an injected pending)
+ *   wakes           wakers run on this end's calls' threads while those
+ *                   calls ran (the peer's parked reader or writer, and any
+ *                   waker those wakers' own calls ran)
+ *   parks           rounds of this end's blocking calls that had to wait
+ *   faults          calls failed, capped or made pending by injected faults
+ *   peak_buffered   the most bytes buffered for the peer after a write of
+ *                   this end
+ *
+ * The byte counts come from the pipe's positions and are always exact.
+ * Every other field counts only from the first mempipe_get_stats(),
+ * mempipe_set_faults() or mempipe_set_tap() on the end: call
+ * mempipe_get_stats() once when you set the end up to count everything.
+ * From then on the end's calls take the slow path (the fast path of other
+ * ends is unaffected).
+ */
+typedef struct mempipe_stats {
+    uint64_t bytes_written, bytes_read, writes, reads, pending_writes,
+        pending_reads, wakes, parks, faults;
+    size_t peak_buffered;
+} mempipe_stats;
+
+/*
+ * Copies end's statistics into *out (the caller's; written only during the
+ * call), and starts counting if this is the first call (see mempipe_stats).
+ * Returns 0. Errors: -EINVAL if end or out is NULL; -ENOMEM if the end's
+ * feature record could not be allocated (*out then has the byte counts and
+ * zeros). Any thread, at any time while the end is open; under traffic each
+ * field is a recent value, read one after another.
+ */
+MEMPIPE_EXTERN int mempipe_get_stats(const mempipe *end, mempipe_stats *out);
+
+#define MEMPIPE_TAP_WRITE 0
+#define MEMPIPE_TAP_READ  1
+
+/*
+ * Sets a tap on end: fn(ctx, dir, data, len) sees every byte this end
+ * writes (dir MEMPIPE_TAP_WRITE) or reads (MEMPIPE_TAP_READ), in order,
+ * after the bytes were accepted (written) or copied out (read), on the
+ * thread that moved them, before that call returns. A write of several
+ * slices is shown slice by slice. data is the library's view of the
+ * caller's buffer, valid only during fn; fn must not call into this end
+ * (it may call other ends). fn NULL removes the tap; ctx is the caller's.
+ * Returns 0. Errors: -EINVAL for a NULL end; -ENOMEM as mempipe_set_faults.
+ * Thread: as mempipe_set_faults(). Example: examples/tap_hexdump.c.
+ */
+MEMPIPE_EXTERN int mempipe_set_tap(mempipe *end,
+                                   void (*fn)(void *ctx, int dir,
+                                              const void *data, size_t len),
+                                   void *ctx);
 
 /* ----------------------------------------------------------------------- */
 /* Allocator hook                                                           */

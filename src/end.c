@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "coop.h"
 #include "fd.h"
+#include "feat.h"
 #include "hold.h"
 #include "hook.h"
 #include "trace.h"
@@ -27,6 +28,7 @@ static void core_free(struct mempipe__core *c)
     }
     for (int i = 0; i < c->npipes; i++)
         mempipe__pipe_free(&c->pipes[i]);
+    mempipe__feat_free(c);
     mempipe__free_aligned(c, sizeof *c);
     mempipe__pipes_made(-1);
 }

@@ -12,6 +12,8 @@
 #include "park.h"
 #include "pipe.h"
 
+struct mempipe__feat;
+
 enum mempipe__kind {
     MEMPIPE__DUPLEX = 1,
     MEMPIPE__SIMPLEX_READER,
@@ -32,9 +34,9 @@ struct mempipe {
     _Atomic(struct mempipe__pipe *) rxf; /* reads' fast path, or NULL */
     _Atomic(struct mempipe__pipe *) txf; /* writes' fast path, or NULL */
     struct mempipe__core *core;
-    unsigned char kind;   /* enum mempipe__kind */
-    signed char rxi, txi; /* core->pipes index it reads / writes, or -1 */
-    unsigned char rst;    /* mempipe_set_rst_on_unread (R39) */
+    unsigned char kind;        /* enum mempipe__kind */
+    signed char rxi, txi;      /* core->pipes index it reads / writes, or -1 */
+    _Atomic unsigned char rst; /* mempipe_set_rst_on_unread (R39) */
     struct mempipe__parker rpark; /* blocking reads sleep here */
     struct mempipe__parker wpark; /* blocking writes sleep here */
 };
@@ -51,6 +53,9 @@ struct mempipe__core {
     unsigned gen;    /* fork generation it was made in (fd.h) */
     int npipes;
     int nends;
+    /* Each end's testing features (feat.h), NULL until first used. In
+     * what was padding: an idle pair stays 640 bytes. */
+    _Atomic(struct mempipe__feat *) feat[2];
 };
 
 /* The pipe this end reads, or NULL (a simplex writer). Any thread. */

@@ -3,40 +3,130 @@
  * The one slow path of reads and writes (hook.h). Its steps, in order:
  *
  *   1. the direction: an end without a pipe that way is -EBADF;
- *   2. the budget (coop.h): a counted call on an exhausted thread yields;
- *   3. the pipe call: the inlined fast path when the end's fast pointer is
+ *   2. the yields: an injected pending (mempipe_faults.pending_every), then
+ *      the budget (coop.h) for a counted call on an exhausted thread;
+ *   3. an injected failure (fail_*_at), then the injected cap on the bytes;
+ *   4. the pipe call: the inlined fast path when the end's fast pointer is
  *      set (the slow path was taken only for a budget or a tracer), else
  *      the pipe's general path, which sees what the fast path skips (R38);
- *   4. the probes (trace.h), and the budget's spend.
+ *   5. the statistics and the tap (feat.h), the probes (trace.h), and the
+ *      budget's spend.
  *
  * A call is counted (may yield, spends one unit when it completes) when a
  * budget is set on this thread, the caller is not a blocking call, and it
  * has bytes to move: R8 and R14 say a zero-length call returns at once in
- * every state and wakes nothing, and a yield would call its waker.
+ * every state and wakes nothing, and a yield would call its waker. The
+ * injected faults skip zero-length calls for the same reason.
  */
 #include "hook.h"
 
+#include "feat.h"
+#include "hold.h"
 #include "trace.h"
 
 #include <errno.h>
 #include <stdint.h>
 
-/* Step 3: the call itself, on pipe p. */
+/* Step 4: the call itself, on pipe p, moving at most len bytes. */
 static ssize_t run(struct mempipe__pipe *p, bool rd, bool fast,
-                   const struct mempipe__io *io, const mempipe_waker *w)
+                   const struct mempipe__io *io, size_t len,
+                   const mempipe_waker *w)
 {
     if (rd)
-        return fast ? mempipe__pipe_read1(p, io->buf, io->len, w)
-                    : mempipe__pipe_read(p, io->buf, io->len, w);
+        return fast ? mempipe__pipe_read1(p, io->buf, len, w)
+                    : mempipe__pipe_read(p, io->buf, len, w);
     if (fast && io->iovcnt == 1)
-        return mempipe__pipe_write1(p, io->iov[0].iov_base, io->len, w);
-    return mempipe__pipe_writev(p, io->iov, io->iovcnt, io->len, w);
+        return mempipe__pipe_write1(p, io->iov[0].iov_base, len, w);
+    return mempipe__pipe_writev(p, io->iov, io->iovcnt, len, w);
+}
+
+/* Relaxed: statistics, read one field after another (mempipe.h). */
+static void add(atomic_ullong *c, unsigned long long n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* A counter of one direction, which one thread writes (R26): no lock. */
+static void bump(atomic_ullong *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/*
+ * Whether this call would be pending: nothing to read and nothing to report
+ * (EOF, an error, a reset), or no room and no close to report. Stable until
+ * the call: this thread is the pipe's only reader (writer), so only the
+ * other side can change it, and only towards "not pending".
+ */
+static bool would_wait(const struct mempipe__pipe *p, bool rd)
+{
+    unsigned fl = mempipe__pipe_flags(p);
+    if (rd)
+        return mempipe__pipe_readable(p) == 0 &&
+               (fl & (MEMPIPE__WCLOSED | MEMPIPE__RESET)) == 0;
+    return fl == 0 && mempipe__pipe_writable(p) == 0;
+}
+
+/* This call's cap (mempipe_faults): none, fixed, or drawn from the seed. */
+static size_t cap_of(struct mempipe__dirfeat *d)
+{
+    if (d->max == 0)
+        return SIZE_MAX;
+    if (d->rng == 0)
+        return d->max;
+    /* xorshift64*: the same seed gives the same caps on every machine. */
+    d->rng ^= d->rng >> 12;
+    d->rng ^= d->rng << 25;
+    d->rng ^= d->rng >> 27;
+    return 1 + (size_t)((d->rng * 0x2545f4914f6cdd1dull) % d->max);
+}
+
+/* Shows the n bytes a call moved to the tap, slice by slice. */
+static void show(const struct mempipe__feat *ft, bool rd,
+                 const struct mempipe__io *io, size_t n)
+{
+    if (rd) {
+        ft->tap(ft->tap_ctx, MEMPIPE_TAP_READ, io->buf, n);
+        return;
+    }
+    for (int i = 0; i < io->iovcnt && n > 0; i++) {
+        size_t k = io->iov[i].iov_len < n ? io->iov[i].iov_len : n;
+        if (k > 0)
+            ft->tap(ft->tap_ctx, MEMPIPE_TAP_WRITE, io->iov[i].iov_base, k);
+        n -= k;
+    }
+}
+
+/* Step 5's record of a call that ran; `woke` is wakers run during it. */
+static void record(struct mempipe__feat *ft, struct mempipe__dirfeat *d,
+                   const struct mempipe__pipe *p, bool rd, bool blocking,
+                   const struct mempipe__io *io, ssize_t n, unsigned long woke)
+{
+    add(&ft->wakes, woke);
+    if (n == -EAGAIN) {
+        bump(&d->pending);
+        if (blocking)
+            bump(&d->parks);
+        return;
+    }
+    if (n <= 0)
+        return;
+    bump(&d->moved);
+    if (!rd) {
+        size_t used = mempipe__pipe_readable(p);
+        if (used > atomic_load_explicit(&ft->peak, memory_order_relaxed))
+            atomic_store_explicit(&ft->peak, used, memory_order_relaxed);
+    }
+    if (ft->tap != NULL)
+        show(ft, rd, io, (size_t)n);
 }
 
 ssize_t mempipe__hook_io(mempipe *end, const struct mempipe__io *io,
                          const mempipe_waker *w)
 {
     bool rd = (io->op & MEMPIPE__OP_WRITE) == 0;
+    bool blocking = (io->op & MEMPIPE__OP_BLOCKING) != 0;
     struct mempipe__pipe *p = rd ? mempipe__end_rx(end) : mempipe__end_tx(end);
     if (p == NULL)
         return -EBADF; /* R30: a simplex end's wrong direction */
@@ -44,27 +134,62 @@ ssize_t mempipe__hook_io(mempipe *end, const struct mempipe__io *io,
      * thread is seen as soon as that thread's wake orders it. */
     bool fast = atomic_load_explicit(rd ? &end->rxf : &end->txf,
                                      memory_order_relaxed) != NULL;
-    bool counted = mempipe__budget != 0 && io->len > 0 &&
-                   (io->op & MEMPIPE__OP_BLOCKING) == 0;
+    struct mempipe__feat *ft = fast ? NULL : mempipe__feat_of(end);
+    struct mempipe__dirfeat *d = ft == NULL ? NULL : rd ? &ft->rd : &ft->wr;
+    bool moves = io->len > 0;
+    bool counted = mempipe__budget != 0 && moves && !blocking;
     ssize_t n;
+
+    /* Step 2. */
+    if (d != NULL && ft->pending_every != 0 && moves && !blocking &&
+        (atomic_fetch_add_explicit(&ft->polls, 1, memory_order_relaxed) + 1) %
+                ft->pending_every ==
+            0) {
+        add(&ft->faults, 1);
+        bump(&d->pending);
+        return mempipe__coop_yield(w);
+    }
     if (counted && mempipe__coop_exhausted()) {
         n = mempipe__coop_yield(w); /* fires the read or write probe only */
+        if (d != NULL)
+            bump(&d->pending);
         if (rd)
             MEMPIPE__PROBE3(read, end, io->len, n);
         else
             MEMPIPE__PROBE3(write, end, io->len, n);
         return n;
     }
-    n = run(p, rd, fast, io, w);
+    /* Step 3. */
+    size_t len = io->len;
+    if (d != NULL && moves) {
+        if (d->fail_at != 0 && !would_wait(p, rd) &&
+            ++d->counted >= d->fail_at) {
+            add(&ft->faults, 1);
+            return ft->fail_err; /* changes nothing */
+        }
+        size_t cap = cap_of(d);
+        if (cap < len) {
+            len = cap;
+            add(&ft->faults, 1);
+        }
+    }
+    /* Step 4, in a hold frame (hold.h): a waker that run() runs may close
+     * this very end, and step 5 still reads p and ft (R32). */
+    struct mempipe__hold frame;
+    mempipe__hold_enter(&frame, p);
+    unsigned long woke = mempipe__wakes_run;
+    n = run(p, rd, fast, io, len, w);
+    if (d != NULL) /* step 5 */
+        record(ft, d, p, rd, blocking, io, n, mempipe__wakes_run - woke);
     if (counted)
         mempipe__coop_spend(n);
-    /* The slot's address only: after a waker ran, this call touches the
-     * pipe no more (R32); the park probe fires only on -EAGAIN, when none
-     * did. */
+    /* The slot's address only: the park probe fires only on -EAGAIN, when
+     * no waker ran. */
     if (rd)
         MEMPIPE__TRACE_IO(read, end, io->len, n, w, &p->rd);
     else
         MEMPIPE__TRACE_IO(write, end, io->len, n, w, &p->wr);
+    mempipe__hold_leave(&frame);
     return n;
 }
 

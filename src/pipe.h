@@ -114,9 +114,9 @@ static inline void mempipe__pipe_progressed(struct mempipe__pipe *p,
         role == MEMPIPE__ROLE_READER ? &p->rd : &p->wr;
     /* Relaxed: ordered by the caller's fence (waker.h, fd.c). Bitwise OR,
      * so the compiler emits one branch. */
-    if (MEMPIPE__UNLIKELY(
-            mempipe__slot_full(s) |
-            (atomic_load_explicit(&p->watch, memory_order_relaxed) != NULL)))
+    if (MEMPIPE__UNLIKELY((int)mempipe__slot_full(s) |
+                          (int)(atomic_load_explicit(
+                                    &p->watch, memory_order_relaxed) != NULL)))
         mempipe__pipe_progress(p, role);
 }
 

@@ -31,6 +31,8 @@ struct calling_frame {
 };
 static _Thread_local struct calling_frame *calling_now;
 
+_Thread_local unsigned long mempipe__wakes_run;
+
 void mempipe__slot_init(struct mempipe__slot *s)
 {
     atomic_init(&s->state, SLOT_EMPTY);
@@ -101,6 +103,7 @@ void mempipe__slot_wake(struct mempipe__slot *s)
     MEMPIPE__PROBE3(wake, s, w.wake, w.ctx); /* trace.h: slot, not end */
     struct calling_frame frame = {s, calling_now};
     calling_now = &frame;
+    mempipe__wakes_run++;
     w.wake(w.ctx);
     calling_now = frame.outer;
     /* Release: the waker's effects happen before a dropper's return. */

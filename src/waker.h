@@ -47,6 +47,9 @@ void mempipe__slot_cancel(struct mempipe__slot *s);
  */
 void mempipe__slot_wake(struct mempipe__slot *s);
 
+/* Wakers this thread has run (mempipe__slot_wake): the stats' wakes. */
+extern _Thread_local unsigned long mempipe__wakes_run;
+
 /*
  * Owner, when its end closes: drops the stored waker and waits until no
  * other thread is still running a waker taken from this slot (not waiting
