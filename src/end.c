@@ -162,6 +162,13 @@ static void end_close(mempipe *end, int rerr, int werr, bool reset)
         mempipe__slot_drop(&rx->rd);
     if (tx != NULL)
         mempipe__slot_drop(&tx->wr);
+    /*
+     * The reading side first: once the peer can see this end's EOF (or
+     * error, or reset), its writes already fail, as when a socket closes
+     * both ways at once (a peer that read EOF never gets a write through).
+     */
+    if (rx != NULL)
+        mempipe__pipe_close_read(rx, werr ? MEMPIPE__WERR(werr) : 0);
     if (tx != NULL && reset) {
         /* The reader's fast path does not look at the flags: take it away
          * before the reset is published and woken, so that every read the
@@ -173,8 +180,6 @@ static void end_close(mempipe *end, int rerr, int werr, bool reset)
     } else if (tx != NULL) {
         mempipe__pipe_close_write(tx, rerr ? MEMPIPE__RERR(rerr) : 0);
     }
-    if (rx != NULL)
-        mempipe__pipe_close_read(rx, werr ? MEMPIPE__WERR(werr) : 0);
 
 release:
     /*

@@ -197,6 +197,59 @@ static void test_R37_wakes_blocked_threads(void **state)
     assert_rc(-EIO, w);
 }
 
+/*
+ * Closing is one event for the peer: once it has seen the close in one
+ * direction (EOF, or the error), its writes in the other fail too, as when
+ * a socket closes both ways at once. The peer runs on another thread while
+ * the close is under way.
+ */
+struct seer {
+    mempipe *end;
+    atomic_int go;
+    ssize_t seen, write;
+};
+
+static void *see_then_write(void *arg)
+{
+    struct seer *s = arg;
+    char buf[8];
+    while (!atomic_load(&s->go))
+        ;
+    do
+        s->seen = mempipe_poll_read(s->end, buf, sizeof buf, NULL);
+    while (s->seen == -EAGAIN);
+    s->write = mempipe_poll_write(s->end, "x", 1, NULL);
+    return NULL;
+}
+
+static void test_R37_peer_that_saw_the_close_cannot_write(void **state)
+{
+    (void)state;
+    tu_watchdog_start("R37 close is one event");
+    double until = tu_now() + 3.0; /* at most 3,000 rounds or 3 s */
+    for (int i = 0; i < 3000 && tu_now() < until; i++) {
+        mempipe *a, *b;
+        assert_rc(0, mempipe_duplex(64, &a, &b));
+        /* A readable fd on b: the close's wake of b's reader then makes a
+         * syscall, which widens the window between the two directions. */
+        assert_true(mempipe_readable_fd(b) >= 0);
+        struct seer s = {.end = b};
+        pthread_t t;
+        assert_int_equal(0, pthread_create(&t, NULL, see_then_write, &s));
+        atomic_store(&s.go, 1);
+        if (i % 2)
+            mempipe_close(a);
+        else
+            assert_rc(0, mempipe_close_with_error(a, -EIO));
+        assert_int_equal(0, pthread_join(t, NULL));
+        assert_rc(i % 2 ? 0 : -EIO, s.seen);
+        assert_rc(i % 2 ? -EPIPE : -EIO, s.write);
+        mempipe_close(b);
+        atomic_fetch_add(&tu_progress, 1);
+    }
+    tu_watchdog_end();
+}
+
 /* ---- R38 ------------------------------------------------------------- */
 
 static void test_R38_abort_discards_both_directions(void **state)
@@ -461,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_R37_bad_error_rejected_nothing_closed),
         cmocka_unit_test(test_R37_wakes_parked_peer_and_fds),
         cmocka_unit_test(test_R37_wakes_blocked_threads),
+        cmocka_unit_test(test_R37_peer_that_saw_the_close_cannot_write),
         cmocka_unit_test(test_R38_abort_discards_both_directions),
         cmocka_unit_test(test_R38_abort_stops_a_reader_mid_segment),
         cmocka_unit_test(test_R38_abort_after_shutdown_overrides_eof),
