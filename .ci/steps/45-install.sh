@@ -26,6 +26,8 @@ test -n "$pcfile" || { echo "mempipe.pc not installed" >&2; exit 1; }
 pc=$(dirname "$pcfile")
 libdir=$(dirname "$pc")
 test -e "$prefix/include/mempipe.h" || { echo "mempipe.h not installed" >&2; exit 1; }
+# The scripted peer's header is the core's, installed with or without adapters.
+test -e "$prefix/include/mempipe/script.h" || { echo "mempipe/script.h not installed" >&2; exit 1; }
 test -e "$libdir/libmempipe.a" || { echo "libmempipe.a not installed" >&2; exit 1; }
 soname=$(objdump -p "$libdir/libmempipe.so" | awk '/SONAME/ {print $2}')
 echo "SONAME: $soname"
