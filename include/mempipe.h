@@ -186,6 +186,49 @@ MEMPIPE_EXTERN int mempipe_loopback(size_t max_buf_size, mempipe **end);
  */
 MEMPIPE_EXTERN void mempipe_close(mempipe *end);
 
+/*
+ * Closes an end as mempipe_close() does, with an error for the peer instead
+ * of end of file (.NET Pipelines' Complete(exception)): the peer reads the
+ * bytes already buffered for it, then gets err on every read instead of 0;
+ * its writes get err instead of -EPIPE (unless it shut down its own writing
+ * side first, which stays -EPIPE). Parked peers are woken (wakers, blocking
+ * calls, pollable fds), as by a close. A simplex writer's reader gets err
+ * after the bytes; a simplex reader's writer gets err on every write.
+ * If the pipe was already shut down (EOF sent), the reader keeps EOF: the
+ * first close decides (R5).
+ *
+ * Returns 0; the end is released and must not be used again.
+ * Errors: -EINVAL if end is NULL, or err is not a negative errno value
+ *         (err >= 0, err < -4095) or is -EAGAIN; then nothing is closed and
+ *         the end stays the caller's.
+ * Threads, wakers and R32 as mempipe_close().
+ */
+MEMPIPE_EXTERN int mempipe_close_with_error(mempipe *end, int err);
+
+/*
+ * Closes an end as a TCP reset does (SO_LINGER {1, 0}, then close): the
+ * bytes buffered in both directions are discarded — mempipe_readable() of
+ * the peer is 0 at once — and the peer's next read and write return
+ * -ECONNRESET at once, and so does every later read (never a silent EOF),
+ * also if this end had shut down or closed with an error before in that
+ * direction. The peer's parked calls are woken. The discarded bytes the
+ * peer would have read are freed by its next read or its close.
+ * NULL is a no-op. Threads, wakers and R32 as mempipe_close().
+ */
+MEMPIPE_EXTERN void mempipe_abort(mempipe *end);
+
+/*
+ * Chooses what closing this end does when bytes it never read are still
+ * buffered for it: with on != 0, mempipe_close() (and close_with_error)
+ * then acts as mempipe_abort() — the peer gets -ECONNRESET, as the kernel's
+ * TCP and AF_UNIX sockets report such a close — instead of the default
+ * (on == 0, SPEC R9: the unread bytes are discarded silently and the peer
+ * reads EOF). Checked at close time; may be set and cleared at any time.
+ * Returns 0. Errors: -EINVAL for a NULL end; -EBADF for a simplex writer
+ * end (it never reads). Any thread while the end is open.
+ */
+MEMPIPE_EXTERN int mempipe_set_rst_on_unread(mempipe *end, int on);
+
 /* ----------------------------------------------------------------------- */
 /* Poll API: never blocks                                                   */
 /* ----------------------------------------------------------------------- */

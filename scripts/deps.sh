@@ -36,6 +36,8 @@ if [ "$level" = ci ]; then
     want libuv1-dev has_pc libuv
     want libevent-dev has_pc libevent
     want libssl-dev has_pc openssl
+    want libgnutls28-dev has_pc gnutls
+    want libmbedtls-dev test -e /usr/include/mbedtls/ssl.h
     want systemtap-sdt-dev test -e /usr/include/sys/sdt.h
     want man-db have man
     want groff-base have groff

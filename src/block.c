@@ -7,6 +7,7 @@
  */
 #include "end.h"
 #include "hold.h"
+#include "hook.h"
 
 #include <errno.h>
 
@@ -18,15 +19,15 @@
  */
 ssize_t mempipe_read(mempipe *end, void *buf, size_t len)
 {
-    if (end == NULL)
-        return -EINVAL;
+    if (end == NULL || (buf == NULL && len > 0))
+        return -EINVAL; /* R30 */
     mempipe_waker w = {mempipe__park_wake, &end->rpark};
     struct mempipe__hold frame;
-    mempipe__hold_enter(&frame, end->rx);
+    mempipe__hold_enter(&frame, mempipe__end_rx(end));
     ssize_t n;
     for (;;) {
         unsigned seen = mempipe__park_prepare(&end->rpark);
-        n = mempipe_poll_read(end, buf, len, &w);
+        n = mempipe__end_read(end, buf, len, &w, MEMPIPE__OP_BLOCKING);
         if (n != -EAGAIN)
             break; /* R27: bytes, EOF or an error */
         mempipe__park_wait(&end->rpark, seen);
@@ -44,13 +45,13 @@ ssize_t mempipe_write(mempipe *end, const void *buf, size_t len)
     size_t done = 0;
     ssize_t rc = 0;
     struct mempipe__hold frame;
-    mempipe__hold_enter(&frame, end->tx);
+    mempipe__hold_enter(&frame, mempipe__end_tx(end));
     do {
         unsigned seen = mempipe__park_prepare(&end->wpark);
         /* p may be NULL when len is 0 (R14: still a call, for -EPIPE);
          * NULL + 0 is undefined behaviour, so don't form it. */
-        ssize_t n = mempipe_poll_write(end, p == NULL ? NULL : p + done,
-                                       len - done, &w);
+        ssize_t n = mempipe__end_write(end, p == NULL ? NULL : p + done,
+                                       len - done, &w, MEMPIPE__OP_BLOCKING);
         if (n == -EAGAIN) {
             mempipe__park_wait(&end->wpark, seen);
             continue;

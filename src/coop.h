@@ -13,23 +13,21 @@
  * one thread-local word, ORed with the USDT semaphore of the probes
  * (trace.h), in one predicted-not-taken branch (MEMPIPE__SLOW),
  * and otherwise run exactly as before. Behind that branch, out of line in
- * coop.c: the budget, and the read/write/park probes.
+ * hook.c: the budget, and the read/write/park probes.
  *
- * Blocking calls ignore the budget: they neither yield nor spend. They are
- * recognised by their waker, the internal parker (mempipe__park_wake), which
- * only the blocking front-ends pass and no user can name (the symbol is
- * hidden). So block.c needs no change, and wakers that a blocking call runs
- * on this thread still see the thread's real budget.
+ * Blocking calls ignore the budget: they neither yield nor spend. block.c
+ * says so explicitly (MEMPIPE__OP_BLOCKING, hook.h), and wakers that a
+ * blocking call runs on this thread still see the thread's real budget.
  */
 #ifndef MEMPIPE_COOP_H
 #define MEMPIPE_COOP_H
 
-#include "end.h"
 #include "fence.h" /* MEMPIPE__UNLIKELY */
+#include "mempipe.h"
 #include "trace.h" /* MEMPIPE__TRACED */
 
+#include <stdbool.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 
 /*
  * initial-exec: one %fs-relative load instead of a __tls_get_addr call in a
@@ -56,18 +54,16 @@ extern _Thread_local unsigned mempipe__budget MEMPIPE__TLS_IE;
 #define MEMPIPE__SLOW()                                                        \
     MEMPIPE__UNLIKELY((mempipe__budget | MEMPIPE__TRACED()) != 0)
 
-/*
- * The slow poll calls, for when MEMPIPE__SLOW(); the caller has checked the
- * arguments (they are never hidden by a yield). They yield, spend and fire
- * the probes, and otherwise do what the fast calls do. Out of line on
- * purpose: inlined, they cost the fast path registers (measured: 4 more
- * instructions per call with no budget set).
- */
-ssize_t mempipe__coop_read(mempipe *end, void *buf, size_t len,
-                           const mempipe_waker *w);
-ssize_t mempipe__coop_write(mempipe *end, const void *buf, size_t len,
-                            const mempipe_waker *w);
-ssize_t mempipe__coop_writev(mempipe *end, const struct iovec *iov, int iovcnt,
-                             size_t total, const mempipe_waker *w);
+/* True when this thread's budget is spent: the next counted call yields. */
+static inline bool mempipe__coop_exhausted(void)
+{
+    return mempipe__budget == 1;
+}
+
+/* Calls w at once (if not NULL) and returns -EAGAIN: a yield. */
+ssize_t mempipe__coop_yield(const mempipe_waker *w);
+
+/* Spends one unit for a completed call (n != -EAGAIN); returns n. */
+ssize_t mempipe__coop_spend(ssize_t n);
 
 #endif

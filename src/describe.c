@@ -85,12 +85,12 @@ int mempipe_describe(const mempipe *end, char *buf, size_t len)
     size_t at = (size_t)n;
     int rc = 0;
     if (end->kind == MEMPIPE__LOOPBACK) {
-        rc = put_pipe(buf, len, &at, "rxtx", end->rx);
+        rc = put_pipe(buf, len, &at, "rxtx", mempipe__end_rx(end));
     } else {
-        if (rc == 0 && end->rx != NULL)
-            rc = put_pipe(buf, len, &at, "rx", end->rx);
-        if (rc == 0 && end->tx != NULL)
-            rc = put_pipe(buf, len, &at, "tx", end->tx);
+        if (rc == 0 && mempipe__end_rx(end) != NULL)
+            rc = put_pipe(buf, len, &at, "rx", mempipe__end_rx(end));
+        if (rc == 0 && mempipe__end_tx(end) != NULL)
+            rc = put_pipe(buf, len, &at, "tx", mempipe__end_tx(end));
     }
     if (rc != 0)
         return -EINVAL;

@@ -11,21 +11,13 @@
 #include "coop.h"
 #include "fd.h"
 #include "hold.h"
+#include "hook.h"
 #include "trace.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
-
-struct mempipe__core {
-    struct mempipe__pipe pipes[2];
-    struct mempipe ends[2];
-    atomic_int refs; /* open ends */
-    unsigned gen;    /* fork generation it was made in (fd.h) */
-    int npipes;
-    int nends;
-};
 
 static void core_free(struct mempipe__core *c)
 {
@@ -69,6 +61,16 @@ fail:
     return NULL;
 }
 
+/* Sets an end's kind and pipes (indices, -1 for none) and its fast path. */
+static void wire(struct mempipe *e, enum mempipe__kind kind, int rxi, int txi)
+{
+    e->kind = (unsigned char)kind;
+    e->rxi = (signed char)rxi;
+    e->txi = (signed char)txi;
+    atomic_init(&e->rxf, mempipe__end_rx(e));
+    atomic_init(&e->txf, mempipe__end_tx(e));
+}
+
 int mempipe_duplex(size_t max_buf_size, mempipe **a, mempipe **b)
 {
     if (max_buf_size == 0 || a == NULL || b == NULL || a == b)
@@ -77,9 +79,8 @@ int mempipe_duplex(size_t max_buf_size, mempipe **a, mempipe **b)
     if (c == NULL)
         return -ENOMEM;
     /* pipes[0] carries a -> b, pipes[1] carries b -> a. */
-    c->ends[0].kind = c->ends[1].kind = MEMPIPE__DUPLEX;
-    c->ends[0].tx = c->ends[1].rx = &c->pipes[0];
-    c->ends[1].tx = c->ends[0].rx = &c->pipes[1];
+    wire(&c->ends[0], MEMPIPE__DUPLEX, 1, 0);
+    wire(&c->ends[1], MEMPIPE__DUPLEX, 0, 1);
     *a = &c->ends[0];
     *b = &c->ends[1];
     return 0;
@@ -93,10 +94,8 @@ int mempipe_simplex(size_t max_buf_size, mempipe **reader, mempipe **writer)
     struct mempipe__core *c = core_new(max_buf_size, 1, 2);
     if (c == NULL)
         return -ENOMEM;
-    c->ends[0].kind = MEMPIPE__SIMPLEX_READER;
-    c->ends[0].rx = &c->pipes[0];
-    c->ends[1].kind = MEMPIPE__SIMPLEX_WRITER;
-    c->ends[1].tx = &c->pipes[0];
+    wire(&c->ends[0], MEMPIPE__SIMPLEX_READER, 0, -1);
+    wire(&c->ends[1], MEMPIPE__SIMPLEX_WRITER, -1, 0);
     *reader = &c->ends[0];
     *writer = &c->ends[1];
     return 0;
@@ -109,8 +108,7 @@ int mempipe_loopback(size_t max_buf_size, mempipe **end)
     struct mempipe__core *c = core_new(max_buf_size, 1, 1);
     if (c == NULL)
         return -ENOMEM;
-    c->ends[0].kind = MEMPIPE__LOOPBACK;
-    c->ends[0].rx = c->ends[0].tx = &c->pipes[0];
+    wire(&c->ends[0], MEMPIPE__LOOPBACK, 0, 0);
     *end = &c->ends[0];
     return 0;
 }
@@ -125,28 +123,56 @@ static void core_unref(void *obj, unsigned n)
         core_free(c);
 }
 
-void mempipe_close(mempipe *end)
+/* The end that reads what e writes: its peer, or e itself (a loopback). */
+static mempipe *reader_of(mempipe *e)
 {
-    if (end == NULL)
-        return;
+    struct mempipe__core *c = e->core;
+    for (int i = 0; i < c->nends; i++)
+        if (e->txi >= 0 && c->ends[i].rxi == e->txi)
+            return &c->ends[i];
+    return NULL;
+}
+
+/*
+ * Every close: rerr is the error the peer reads instead of EOF (0: EOF),
+ * werr the one its writes get instead of -EPIPE (0: -EPIPE); reset makes it
+ * an abort (R38).
+ */
+static void end_close(mempipe *end, int rerr, int werr, bool reset)
+{
     MEMPIPE__PROBE3(close, end, (size_t)0, (ssize_t)0);
     mempipe__fd_close_end(end); /* its pollable fds, if it asked (fd.c) */
     struct mempipe__core *c = end->core;
+    struct mempipe__pipe *rx = mempipe__end_rx(end);
+    struct mempipe__pipe *tx = mempipe__end_tx(end);
     if (MEMPIPE__UNLIKELY(c->gen != mempipe__fork_gen()))
         goto release; /* inherited across fork(): wake nobody (R34) */
+    /* R39: bytes this end never read make its close an abort. */
+    if (atomic_load_explicit(&end->rst, memory_order_relaxed) && rx != NULL &&
+        mempipe__pipe_readable(rx) > 0)
+        reset = true, rerr = werr = -ECONNRESET;
     /*
      * Drop this end's own wakers first (R22): once they are gone and no
      * other thread is inside one, nothing can call them any more. Then
      * close the directions, which wakes the peer's wakers (R19, R20).
      */
-    if (end->rx != NULL)
-        mempipe__slot_drop(&end->rx->rd);
-    if (end->tx != NULL)
-        mempipe__slot_drop(&end->tx->wr);
-    if (end->tx != NULL)
-        mempipe__pipe_close_write(end->tx);
-    if (end->rx != NULL)
-        mempipe__pipe_close_read(end->rx);
+    if (rx != NULL)
+        mempipe__slot_drop(&rx->rd);
+    if (tx != NULL)
+        mempipe__slot_drop(&tx->wr);
+    if (tx != NULL && reset) {
+        /* The reader's fast path does not look at the flags: take it away
+         * before the reset is published and woken, so that every read the
+         * reader makes after seeing the reset goes where it is seen. */
+        mempipe *peer = reader_of(end);
+        if (peer != NULL)
+            atomic_store_explicit(&peer->rxf, NULL, memory_order_relaxed);
+        mempipe__pipe_reset(tx);
+    } else if (tx != NULL) {
+        mempipe__pipe_close_write(tx, rerr ? MEMPIPE__RERR(rerr) : 0);
+    }
+    if (rx != NULL)
+        mempipe__pipe_close_read(rx, werr ? MEMPIPE__WERR(werr) : 0);
 
 release:
     /*
@@ -154,8 +180,40 @@ release:
      * call ran), the reference is dropped when the outermost such call
      * returns, which still touches the pipe; otherwise now.
      */
-    if (!mempipe__hold_defer(end->rx, end->tx, core_unref, c))
+    if (!mempipe__hold_defer(rx, tx, core_unref, c))
         core_unref(c, 1);
+}
+
+void mempipe_close(mempipe *end)
+{
+    if (end != NULL)
+        end_close(end, 0, 0, false);
+}
+
+int mempipe_close_with_error(mempipe *end, int err)
+{
+    /* An errno value, and not "pending": a read that returned -EAGAIN
+     * forever would wait for a wake that never comes. */
+    if (end == NULL || err >= 0 || err < -MEMPIPE__ERR_MAX || err == -EAGAIN)
+        return -EINVAL;
+    end_close(end, err, err, false);
+    return 0;
+}
+
+void mempipe_abort(mempipe *end)
+{
+    if (end != NULL)
+        end_close(end, -ECONNRESET, -ECONNRESET, true);
+}
+
+int mempipe_set_rst_on_unread(mempipe *end, int on)
+{
+    if (end == NULL)
+        return -EINVAL;
+    if (end->rxi < 0)
+        return -EBADF; /* a simplex writer never reads */
+    atomic_store_explicit(&end->rst, on != 0, memory_order_relaxed);
+    return 0;
 }
 
 /*
@@ -169,12 +227,8 @@ ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
                           const mempipe_waker *waker)
 {
     if (end == NULL || (buf == NULL && len > 0) || BAD_WAKER(waker))
-        return -EINVAL; /* R30 */
-    if (end->rx == NULL)
-        return -EBADF;
-    if (MEMPIPE__SLOW()) /* a budget or a tracer: coop.c */
-        return mempipe__coop_read(end, buf, len, waker);
-    return mempipe__pipe_read1(end->rx, buf, len, waker);
+        return -EINVAL; /* R30; -EBADF is the slow path's (hook.c) */
+    return mempipe__end_read(end, buf, len, waker, 0);
 }
 
 ssize_t mempipe_poll_write(mempipe *end, const void *buf, size_t len,
@@ -182,11 +236,7 @@ ssize_t mempipe_poll_write(mempipe *end, const void *buf, size_t len,
 {
     if (end == NULL || (buf == NULL && len > 0) || BAD_WAKER(waker))
         return -EINVAL;
-    if (end->tx == NULL)
-        return -EBADF;
-    if (MEMPIPE__SLOW())
-        return mempipe__coop_write(end, buf, len, waker);
-    return mempipe__pipe_write1(end->tx, buf, len, waker);
+    return mempipe__end_write(end, buf, len, waker, 0);
 }
 
 ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,
@@ -203,11 +253,7 @@ ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,
             return -EINVAL; /* the sum would overflow the return type */
         total += iov[i].iov_len;
     }
-    if (end->tx == NULL)
-        return -EBADF;
-    if (MEMPIPE__SLOW())
-        return mempipe__coop_writev(end, iov, iovcnt, total, waker);
-    return mempipe__pipe_writev(end->tx, iov, iovcnt, total, waker);
+    return mempipe__end_writev(end, iov, iovcnt, total, waker, 0);
 }
 
 int mempipe_poll_flush(mempipe *end, const mempipe_waker *waker)
@@ -221,9 +267,9 @@ int mempipe_poll_shutdown(mempipe *end, const mempipe_waker *waker)
     /* Completes at once: the waker is never stored. */
     if (end == NULL || BAD_WAKER(waker))
         return -EINVAL;
-    if (end->tx == NULL)
+    if (end->txi < 0)
         return -EBADF;
-    mempipe__pipe_close_write(end->tx);
+    mempipe__pipe_close_write(mempipe__end_tx(end), 0);
     MEMPIPE__PROBE3(shutdown, end, (size_t)0, (ssize_t)0);
     return 0;
 }
@@ -235,21 +281,22 @@ int mempipe_shutdown(mempipe *end)
 
 size_t mempipe_readable(const mempipe *end)
 {
-    if (end == NULL || end->rx == NULL)
+    if (end == NULL || end->rxi < 0)
         return 0;
-    return mempipe__pipe_readable(end->rx);
+    return mempipe__pipe_readable(mempipe__end_rx(end));
 }
 
 size_t mempipe_writable(const mempipe *end)
 {
-    if (end == NULL || end->tx == NULL)
+    if (end == NULL || end->txi < 0)
         return 0;
-    return mempipe__pipe_writable(end->tx);
+    return mempipe__pipe_writable(mempipe__end_tx(end));
 }
 
 size_t mempipe_capacity(const mempipe *end)
 {
     if (end == NULL)
         return 0;
-    return end->tx != NULL ? end->tx->ring.cap : end->rx->ring.cap;
+    return end->txi >= 0 ? mempipe__end_tx(end)->ring.cap
+                         : mempipe__end_rx(end)->ring.cap;
 }

@@ -19,15 +19,50 @@ enum mempipe__kind {
     MEMPIPE__LOOPBACK,
 };
 
-struct mempipe__core;
-
+/*
+ * The end a user holds. Its reads and writes start with one load of the
+ * fast pointer of their direction: the pipe, while calls may take the
+ * inlined fast path; NULL when they must not (a simplex end's wrong
+ * direction, a peer's abort, R38), which sends them to the one slow path
+ * (hook.c). So every per-end feature that needs the slow path costs the fast
+ * path nothing: it clears the pointer. The pipes themselves are found
+ * through the indices (mempipe__end_rx/_tx), which never change.
+ */
 struct mempipe {
-    struct mempipe__pipe *rx; /* the pipe this end reads, or NULL */
-    struct mempipe__pipe *tx; /* the pipe this end writes, or NULL */
+    _Atomic(struct mempipe__pipe *) rxf; /* reads' fast path, or NULL */
+    _Atomic(struct mempipe__pipe *) txf; /* writes' fast path, or NULL */
     struct mempipe__core *core;
-    enum mempipe__kind kind;
+    unsigned char kind;   /* enum mempipe__kind */
+    signed char rxi, txi; /* core->pipes index it reads / writes, or -1 */
+    unsigned char rst;    /* mempipe_set_rst_on_unread (R39) */
     struct mempipe__parker rpark; /* blocking reads sleep here */
     struct mempipe__parker wpark; /* blocking writes sleep here */
 };
+
+/*
+ * One allocation for the whole pipe: the pipes first (cache-line aligned),
+ * then the ends, refcounted by its open ends and the calls holding closes
+ * (hold.h): the last reference frees it.
+ */
+struct mempipe__core {
+    struct mempipe__pipe pipes[2];
+    struct mempipe ends[2];
+    atomic_int refs; /* open ends */
+    unsigned gen;    /* fork generation it was made in (fd.h) */
+    int npipes;
+    int nends;
+};
+
+/* The pipe this end reads, or NULL (a simplex writer). Any thread. */
+static inline struct mempipe__pipe *mempipe__end_rx(const struct mempipe *e)
+{
+    return e->rxi < 0 ? NULL : &e->core->pipes[e->rxi];
+}
+
+/* The pipe this end writes, or NULL (a simplex reader). Any thread. */
+static inline struct mempipe__pipe *mempipe__end_tx(const struct mempipe *e)
+{
+    return e->txi < 0 ? NULL : &e->core->pipes[e->txi];
+}
 
 #endif

@@ -362,18 +362,18 @@ int mempipe_readable_fd(mempipe *end)
 {
     if (end == NULL)
         return -EINVAL;
-    if (end->rx == NULL)
+    if (mempipe__end_rx(end) == NULL)
         return -EBADF; /* a simplex writer never reads */
-    return watch_fd(end->rx, true);
+    return watch_fd(mempipe__end_rx(end), true);
 }
 
 int mempipe_writable_fd(mempipe *end)
 {
     if (end == NULL)
         return -EINVAL;
-    if (end->tx == NULL)
+    if (mempipe__end_tx(end) == NULL)
         return -EBADF; /* a simplex reader never writes */
-    return watch_fd(end->tx, false);
+    return watch_fd(mempipe__end_tx(end), false);
 }
 
 static void drop(struct mempipe__pipe *p, bool rd)
@@ -396,10 +396,10 @@ static void drop(struct mempipe__pipe *p, bool rd)
 
 void mempipe__fd_close_end(struct mempipe *end)
 {
-    if (end->rx != NULL)
-        drop(end->rx, true);
-    if (end->tx != NULL)
-        drop(end->tx, false);
+    if (mempipe__end_rx(end) != NULL)
+        drop(mempipe__end_rx(end), true);
+    if (mempipe__end_tx(end) != NULL)
+        drop(mempipe__end_tx(end), false);
 }
 
 void mempipe__fd_free(struct mempipe__pipe *p)

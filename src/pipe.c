@@ -48,6 +48,20 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
     if (len == 0) /* R8: nothing stored, nothing woken */
         return 0;
     for (;;) {
+        /* Relaxed: a reset is only ever seen as soon as the fences of the
+         * wake (or the caller's own synchronisation) make it visible. The
+         * fast path does not look: an aborting writer took it away from
+         * this end first (end.c). */
+        unsigned fl = atomic_load_explicit(&p->flags, memory_order_relaxed);
+        if (MEMPIPE__UNLIKELY(fl & MEMPIPE__RESET)) {
+            if (stored)
+                mempipe__slot_cancel(&p->rd);
+            /* R38: the bytes are gone, this call and every later one. As
+             * the consumer this thread may discard them. */
+            while (mempipe__ring_read(&p->ring, NULL, (size_t)-1) > 0)
+                ;
+            return MEMPIPE__RERR_OF(fl);
+        }
         size_t n = mempipe__ring_read(&p->ring, buf, len);
         if (n > 0) {
             if (stored)
@@ -67,7 +81,11 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
         if (eof > 0) {
             if (stored)
                 mempipe__slot_cancel(&p->rd);
-            return 0; /* R5: EOF, every time */
+            /* R5: EOF, every time; or the writer's error instead (R37).
+             * Acquire, after the closed bit: the error was set with the
+             * flag before that bit (close_write). */
+            return MEMPIPE__RERR_OF(
+                atomic_load_explicit(&p->flags, memory_order_acquire));
         }
         if (eof < 0)
             continue; /* closed, but bytes arrived since our read */
@@ -91,7 +109,11 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
         if (fl & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) {
             if (stored)
                 mempipe__slot_cancel(&p->wr);
-            return -EPIPE; /* R10, R14: checked first */
+            /* R10, R14: checked first. This end's own shutdown is -EPIPE;
+             * a reader gone with an error (R37, R38) gives that error. */
+            if (!(fl & MEMPIPE__WCLOSED) && MEMPIPE__WERR_OF(fl) != 0)
+                return MEMPIPE__WERR_OF(fl);
+            return -EPIPE;
         }
         if (total == 0)
             return 0; /* R14 */
@@ -101,8 +123,10 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
                 mempipe__slot_cancel(&p->wr);
             ptrdiff_t n = mempipe__ring_write(&p->ring, iov, iovcnt,
                                               total < room ? total : room);
+            if (n == -EPIPE)
+                continue; /* closed meanwhile: the flags say how (R37) */
             if (n < 0)
-                return n; /* -ENOMEM before the first byte, or -EPIPE */
+                return n; /* -ENOMEM before the first byte */
             /* wpos was published by a seq_cst compare-and-swap; order it
              * before the slot load. */
             mempipe__fence_after_rmw();
@@ -125,20 +149,51 @@ ssize_t mempipe__pipe_write(struct mempipe__pipe *p, const void *buf,
     return mempipe__pipe_writev(p, &one, 1, len, w);
 }
 
-void mempipe__pipe_close_write(struct mempipe__pipe *p)
+/*
+ * Sets close flag `flag` with its outcome `extra`, unless that flag was set
+ * already: the first close decides the outcome (an error set after the
+ * peer saw EOF would break R5's "EOF on every call"). A compare-and-swap
+ * loop, since the other close flag may change meanwhile.
+ */
+static void set_closed(struct mempipe__pipe *p, unsigned flag, unsigned extra)
+{
+    unsigned cur = atomic_load_explicit(&p->flags, memory_order_relaxed);
+    do {
+        if (cur & flag)
+            return;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &p->flags, &cur, cur | flag | extra, memory_order_release,
+        memory_order_relaxed));
+}
+
+void mempipe__pipe_close_write(struct mempipe__pipe *p, unsigned extra)
 {
     /* The flag first: it makes the writer's next call fail with -EPIPE.
      * Then the closed bit in wpos, which readers take as end of stream and
      * which makes a write racing on another thread publish nothing. The
      * fence then orders both before the slot loads (R25). */
-    atomic_fetch_or_explicit(&p->flags, MEMPIPE__WCLOSED, memory_order_release);
+    set_closed(p, MEMPIPE__WCLOSED, extra);
     mempipe__ring_close_write(&p->ring);
     full_fence();
     /* R17: the reader sees EOF; R18: a parked writer sees -EPIPE. */
     mempipe__pipe_progress(p, MEMPIPE__ROLE_READER | MEMPIPE__ROLE_WRITER);
 }
 
-void mempipe__pipe_close_read(struct mempipe__pipe *p)
+void mempipe__pipe_reset(struct mempipe__pipe *p)
+{
+    unsigned cur = atomic_load_explicit(&p->flags, memory_order_relaxed);
+    unsigned next;
+    do /* the reader's error field becomes ECONNRESET, whatever it was */
+        next = (cur & ~(0xfffu << MEMPIPE__RERR_SHIFT)) | MEMPIPE__WCLOSED |
+               MEMPIPE__RESET | MEMPIPE__RERR(-ECONNRESET);
+    while (!atomic_compare_exchange_weak_explicit(
+        &p->flags, &cur, next, memory_order_release, memory_order_relaxed));
+    mempipe__ring_close_write(&p->ring);
+    full_fence();
+    mempipe__pipe_progress(p, MEMPIPE__ROLE_READER | MEMPIPE__ROLE_WRITER);
+}
+
+void mempipe__pipe_close_read(struct mempipe__pipe *p, unsigned extra)
 {
     /*
      * Also close the stream in wpos before the drain below frees space: a
@@ -146,7 +201,7 @@ void mempipe__pipe_close_read(struct mempipe__pipe *p)
      * otherwise fill that space and report bytes accepted that nobody can
      * ever read. With the bit set its publish fails and it gets -EPIPE.
      */
-    atomic_fetch_or_explicit(&p->flags, MEMPIPE__RCLOSED, memory_order_release);
+    set_closed(p, MEMPIPE__RCLOSED, extra);
     mempipe__ring_close_write(&p->ring);
     /* R21: nobody will read these; free their segments now, before the
      * wake: once a waker has run, this call touches the pipe no more. */
@@ -175,6 +230,10 @@ void mempipe__pipe_progress(struct mempipe__pipe *p, unsigned roles)
 
 size_t mempipe__pipe_readable(const struct mempipe__pipe *p)
 {
+    /* R38: after the writer's abort nothing is readable, though the bytes
+     * stay allocated until the reader's next read or close discards them. */
+    if (atomic_load_explicit(&p->flags, memory_order_acquire) & MEMPIPE__RESET)
+        return 0;
     /* rpos and wpos are two loads: while both sides run, the difference can
      * overshoot; L never exceeds M (R1). */
     size_t used = mempipe__ring_used(&p->ring);

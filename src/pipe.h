@@ -18,6 +18,24 @@
 
 #define MEMPIPE__WCLOSED 1u /* the writer shut down or closed: EOF after L */
 #define MEMPIPE__RCLOSED 2u /* the reader is gone: writes fail with -EPIPE */
+#define MEMPIPE__RESET   4u /* the writer aborted: reads fail at once (R38) */
+
+/*
+ * Close outcomes beyond EOF and -EPIPE (R37, R38) live in the same word, so
+ * that one read-modify-write publishes the close and its error together and
+ * every reader of the flags sees both or neither. Bits 8..19: the positive
+ * errno the reader gets instead of EOF once the bytes are read (0: EOF);
+ * bits 20..31: the one the writer gets instead of -EPIPE (0: -EPIPE). An
+ * error is only ever set with its close flag, so "flags == 0" still means
+ * open both ways.
+ */
+#define MEMPIPE__ERR_MAX     4095 /* errno values fit in 12 bits */
+#define MEMPIPE__RERR_SHIFT  8
+#define MEMPIPE__WERR_SHIFT  20
+#define MEMPIPE__RERR(err)   ((unsigned)-(err) << MEMPIPE__RERR_SHIFT)
+#define MEMPIPE__WERR(err)   ((unsigned)-(err) << MEMPIPE__WERR_SHIFT)
+#define MEMPIPE__RERR_OF(fl) (-(int)(((fl) >> MEMPIPE__RERR_SHIFT) & 0xfffu))
+#define MEMPIPE__WERR_OF(fl) (-(int)(((fl) >> MEMPIPE__WERR_SHIFT) & 0xfffu))
 
 struct mempipe__pipe {
     struct mempipe__ring ring;
@@ -49,14 +67,29 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
 ssize_t mempipe__pipe_write(struct mempipe__pipe *p, const void *buf,
                             size_t len, const mempipe_waker *w);
 
-/* Any thread. Write-closes and wakes both roles (R17, R18). Idempotent. */
-void mempipe__pipe_close_write(struct mempipe__pipe *p);
+/*
+ * Any thread. Write-closes and wakes both roles (R17, R18). Idempotent.
+ * extra: 0, or MEMPIPE__RERR(err) for the error the reader gets instead of
+ * EOF (R37), with MEMPIPE__RESET for an abort (R38); the first close's
+ * outcome stays.
+ */
+void mempipe__pipe_close_write(struct mempipe__pipe *p, unsigned extra);
+
+/*
+ * Writer role, for an abort (R38): write-closes with MEMPIPE__RESET and
+ * -ECONNRESET for the reader, also over an earlier shutdown or close (a
+ * reset overrides EOF: the reader's later reads fail, never a silent EOF),
+ * and wakes both roles. The bytes stay until the reader's next read or
+ * close discards them; mempipe__pipe_readable() says 0 at once.
+ */
+void mempipe__pipe_reset(struct mempipe__pipe *p);
 
 /*
  * Reader role, when the reader end closes: read-closes, wakes the writer
- * (R19, R20) and discards the bytes buffered (R21).
+ * (R19, R20) and discards the bytes buffered (R21). extra: 0, or
+ * MEMPIPE__WERR(err) for the error the writer gets instead of -EPIPE.
  */
-void mempipe__pipe_close_read(struct mempipe__pipe *p);
+void mempipe__pipe_close_read(struct mempipe__pipe *p, unsigned extra);
 
 /*
  * The progress epilogue: every point that makes progress (bytes in or out,

@@ -530,10 +530,10 @@ static void test_fd_none_made_unless_asked(void **state)
     assert_rc(0, mempipe_shutdown(a));
     assert_rc(0, mempipe_poll_read(b, buf, sizeof buf, NULL));
     assert_rc(before, count_fds());
-    assert_null(atomic_load(&a->rx->watch));
-    assert_null(atomic_load(&a->tx->watch));
-    assert_null(atomic_load(&r->rx->watch));
-    assert_null(atomic_load(&e->rx->watch));
+    assert_null(atomic_load(&mempipe__end_rx(a)->watch));
+    assert_null(atomic_load(&mempipe__end_tx(a)->watch));
+    assert_null(atomic_load(&mempipe__end_rx(r)->watch));
+    assert_null(atomic_load(&mempipe__end_rx(e)->watch));
     mempipe_close(w);
     mempipe_close(r);
     mempipe_close(b);
