@@ -645,6 +645,79 @@ static void test_R45_close_client_reads_eof_and_gets_epipe(void **state)
     mempipe_close(c);
 }
 
+/* A blocking client for fail steps: writes its request, reads until an
+ * error, then reads once more. */
+struct fail_client {
+    mempipe *end;
+    char got[32];
+    size_t len;
+    ssize_t first, again;
+};
+
+static void *fail_client_main(void *arg)
+{
+    struct fail_client *c = arg;
+    ssize_t n;
+    T_RC(3, mempipe_write(c->end, "req", 3));
+    while ((n = mempipe_read(c->end, c->got + c->len, sizeof c->got - c->len)) >
+           0) {
+        c->len += (size_t)n;
+        tu_progress++;
+    }
+    c->first = n;
+    c->again = mempipe_read(c->end, c->got, sizeof c->got);
+    return NULL;
+}
+
+static void test_R45_fail_client_reads_sent_bytes_then_the_error(void **st)
+{
+    (void)st;
+    static const int errs[] = {-ECONNRESET, -EIO};
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        struct fail_client c = {0};
+        pthread_t t;
+        mempipe_script *s = new_script(4, &c.end);
+        assert_rc(0, mempipe_script_expect(s, LIT("req")));
+        assert_rc(0, mempipe_script_send(s, LIT("partial reply")));
+        assert_rc(0, mempipe_script_fail(s, errs[i]));
+        tu_watchdog_start("a fail step");
+        assert_int_equal(0, pthread_create(&t, NULL, fail_client_main, &c));
+        assert_script(0, s, mempipe_script_run(s)); /* no EOF wait */
+        assert_int_equal(0, pthread_join(t, NULL));
+        tu_watchdog_end();
+        assert_int_equal(13, c.len);
+        assert_memory_equal("partial reply", c.got, 13);
+        assert_rc(errs[i], c.first); /* not EOF */
+        assert_rc(errs[i], c.again); /* on every read */
+        /* Once the fail step has returned (not merely once the client read
+         * the error: the close takes the two directions one after the
+         * other), writes get the error too, not -EPIPE. */
+        assert_rc(errs[i], mempipe_write(c.end, "x", 1));
+        mempipe_script_free(s);
+        mempipe_close(c.end);
+    }
+}
+
+/* After a shutdown step the client already has its EOF: it keeps it. */
+static void test_R45_fail_after_shutdown_keeps_eof(void **state)
+{
+    (void)state;
+    mempipe *c;
+    char buf[8];
+    mempipe_script *s = new_script(64, &c);
+    assert_rc(0, mempipe_script_send(s, LIT("hi")));
+    assert_rc(0, mempipe_script_shutdown(s));
+    assert_rc(0, mempipe_script_expect(s, LIT("ok")));
+    assert_rc(0, mempipe_script_fail(s, -EIO));
+    assert_rc(2, mempipe_write(c, "ok", 2));
+    assert_script(0, s, mempipe_script_run(s));
+    assert_rc(2, mempipe_read(c, buf, sizeof buf));
+    assert_rc(0, mempipe_read(c, buf, sizeof buf));
+    assert_rc(-EIO, mempipe_write(c, "x", 1));
+    mempipe_script_free(s);
+    mempipe_close(c);
+}
+
 static void test_R45_expect_eof_matches_a_shutdown(void **state)
 {
     (void)state;
@@ -766,6 +839,8 @@ static void test_R47_bad_input(void **state)
     assert_rc(0, mempipe_script_send(s, NULL, 0));
     assert_rc(-EINVAL, mempipe_script_fail(s, 0));
     assert_rc(-EINVAL, mempipe_script_fail(s, EIO));
+    assert_rc(-EINVAL, mempipe_script_fail(s, -EAGAIN));
+    assert_rc(-EINVAL, mempipe_script_fail(s, -4096));
     assert_rc(-EINVAL, mempipe_script_poll(s, &nowake));
     /* Nothing above started the script or added a step. */
     assert_rc(0, mempipe_script_shutdown(s));
@@ -902,6 +977,8 @@ int main(void)
         cmocka_unit_test(test_R44_send_bigger_than_capacity_polled),
         cmocka_unit_test(test_R45_shutdown_client_reads_eof_then_writes),
         cmocka_unit_test(test_R45_close_client_reads_eof_and_gets_epipe),
+        cmocka_unit_test(test_R45_fail_client_reads_sent_bytes_then_the_error),
+        cmocka_unit_test(test_R45_fail_after_shutdown_keeps_eof),
         cmocka_unit_test(test_R45_expect_eof_matches_a_shutdown),
         cmocka_unit_test(test_R45_expect_eof_rejects_bytes_before_eof),
         cmocka_unit_test(test_R46_poll_stores_the_waker_in_both_directions),

@@ -116,12 +116,16 @@ MEMPIPE_EXTERN int mempipe_script_send(mempipe_script *s, const void *data,
 
 /*
  * Adds a step: the script's end fails with err (mempipe_close_with_error()).
- * The code under test reads the bytes sent before, then err on every read;
- * its writes return err. The script's end is closed by this step: no step
- * may follow, and the script does not wait for the peer's EOF.
+ * The code under test reads the bytes sent before, then err on every read
+ * (EOF instead, if a shutdown step came first: the first close decides);
+ * its writes return err (-EPIPE if it had shut down its own writing side).
+ * The script's end is closed by this step: no step may follow, and the
+ * script does not wait for the peer's EOF; bytes the script never read are
+ * discarded.
  * Returns 0.
- * Errors: -EINVAL if s is NULL, err is not negative, or the script already
- *         has a close or fail step; -EBUSY once run or poll was called;
+ * Errors: -EINVAL if s is NULL, err is not a negative errno value (err >= 0,
+ *         err < -4095) or is -EAGAIN, or the script already has a close or
+ *         fail step; -EBUSY once run or poll was called;
  *         -ENOMEM if memory is short. On error the script is unchanged.
  * Thread: the one thread using s.
  */
