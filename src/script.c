@@ -400,10 +400,10 @@ static int play_send(mempipe_script *s, const struct step *st,
             s->pos += (size_t)n;
             continue;
         }
-        if (n == -ENOMEM) {
+        if (n == -ENOMEM || n == -EBADF) { /* ours, not the peer's doing */
             say_step(s, s->cur);
-            say(s, ": out of memory after %zu bytes", s->pos);
-            return -ENOMEM;
+            say(s, ": %s after %zu bytes", mempipe_strerror((int)n), s->pos);
+            return (int)n;
         }
         if (n != -EAGAIN)
             return leftover(s, "closed its reading side", (int)n);

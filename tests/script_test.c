@@ -858,6 +858,23 @@ static void test_R47_bad_input(void **state)
     mempipe_close(c);
 }
 
+/* A simplex end cannot play both ways: -EBADF, sticky, with a message. */
+static void test_R47_simplex_end_is_ebadf(void **state)
+{
+    (void)state;
+    mempipe *r, *w;
+    assert_rc(0, mempipe_simplex(64, &r, &w));
+    mempipe_script *s = mempipe_script_new(r);
+    assert_non_null(s);
+    assert_rc(0, mempipe_script_send(s, LIT("x")));
+    assert_rc(-EBADF, mempipe_script_run(s));
+    assert_message(s, "step 1 of 1 (send 1 bytes): bad end: wrong direction "
+                      "for this end after 0 bytes");
+    assert_rc(-EBADF, mempipe_script_poll(s, NULL));
+    mempipe_script_free(s);
+    mempipe_close(w);
+}
+
 static void test_R47_builders_refuse_after_start(void **state)
 {
     (void)state;
@@ -984,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_R46_poll_stores_the_waker_in_both_directions),
         cmocka_unit_test(test_R46_error_is_sticky_and_null_until_then),
         cmocka_unit_test(test_R47_bad_input),
+        cmocka_unit_test(test_R47_simplex_end_is_ebadf),
         cmocka_unit_test(test_R47_builders_refuse_after_start),
         cmocka_unit_test_setup_teardown(test_R47_allocation_failure,
                                         tu_alloc_setup, tu_alloc_teardown),

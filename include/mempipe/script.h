@@ -48,8 +48,9 @@
  * Errors of a run: every deviation of the code under test is -EPROTO with a
  * message (mempipe_script_error()): a mismatching byte, EOF or a closed
  * reading side while steps are left, bytes where EOF was expected, or an
- * error its close sent. A run fails otherwise only with -ENOMEM (the
- * read-ahead buffer could not grow). The result is sticky.
+ * error its close sent. A run fails otherwise only with -ENOMEM (memory
+ * ran out) or -EBADF (a simplex end of the wrong direction). The result is
+ * sticky.
  *
  * Threads: a script is used by one thread at a time (the builder calls,
  * then run or poll; a script may be built on one thread and run on another
@@ -179,7 +180,10 @@ MEMPIPE_EXTERN int mempipe_script_expect_eof(mempipe_script *s);
  * Errors: -EINVAL if s is NULL;
  *         -EPROTO if the code under test deviated from the script (see
  *         the file comment); mempipe_script_error() says how;
- *         -ENOMEM if the read-ahead buffer could not grow.
+ *         -ENOMEM if the read-ahead buffer could not grow, or a send's
+ *         bytes could not be buffered (SPEC R36);
+ *         -EBADF if end cannot read or write what a step needs (a simplex
+ *         end given to mempipe_script_new()).
  *         Errors are sticky: later calls return the same.
  * Thread: the one thread using s; the code under test must run on another
  * thread (or be driven by wakers run on another thread).
@@ -197,7 +201,7 @@ MEMPIPE_EXTERN int mempipe_script_run(mempipe_script *s);
  *         moves, by the thread that moved it. Call poll again then. With a
  *         NULL w nothing is stored (busy polling).
  *         -EINVAL if s is NULL or w has a NULL wake (nothing happens);
- *         -EPROTO, -ENOMEM as mempipe_script_run(), sticky.
+ *         -EPROTO, -ENOMEM, -EBADF as mempipe_script_run(), sticky.
  * w is copied; its ctx is the caller's. A stored waker may be called after
  * the script is done (a spurious wake), until mempipe_script_free() has
  * closed the end; keep ctx alive until then.
