@@ -524,7 +524,7 @@ static void op_misc(struct in *in)
             FAIL("strerror(%d) is NULL", code);
         break;
     case 1:
-        if (strcmp(mempipe_version(), "0.1.0") != 0)
+        if (mempipe_version_number() != MEMPIPE_VERSION_HEX)
             FAIL("version %s", mempipe_version());
         break;
     default: {

@@ -98,15 +98,26 @@ extern "C" {
 #define MEMPIPE_EXTERN
 #endif
 
+/* The version: these three lines are its only source (CMake reads them). */
 #define MEMPIPE_VERSION_MAJOR 0
 #define MEMPIPE_VERSION_MINOR 1
 #define MEMPIPE_VERSION_PATCH 0
+/* The version as one number, 0xMMmmpp: compare with < and >. */
+#define MEMPIPE_VERSION_HEX                                                    \
+    ((MEMPIPE_VERSION_MAJOR << 16) | (MEMPIPE_VERSION_MINOR << 8) |            \
+     MEMPIPE_VERSION_PATCH)
 
 /*
- * Returns the library's version as "MAJOR.MINOR.PATCH" ("0.1.0"), a static
- * string. Any thread.
+ * Returns the version of the library linked (which may differ from the
+ * header's macros) as "MAJOR.MINOR.PATCH", a static string. Any thread.
  */
 MEMPIPE_EXTERN const char *mempipe_version(void);
+
+/*
+ * Returns the version of the library linked as MEMPIPE_VERSION_HEX computes
+ * it, (MAJOR << 16) | (MINOR << 8) | PATCH. Any thread.
+ */
+MEMPIPE_EXTERN unsigned mempipe_version_number(void);
 
 /* One end of a pipe. Opaque; made by the creation calls, freed by close. */
 typedef struct mempipe mempipe;

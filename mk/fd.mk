@@ -5,14 +5,14 @@
 
 .PHONY: fdpipe fdpipe-clean
 
-fdpipe:
+fdpipe: ## the suite with pollable fds made by pipe(2) instead of eventfd ($(BUILD)-fdpipe/)
 	$(call configure,$(BUILD)-fdpipe,test,-DMEMPIPE_FD_PIPE=ON -DMEMPIPE_BUILD_BENCH=OFF)
 	cmake --build $(BUILD)-fdpipe -j $(JOBS)
-	cd $(BUILD)-fdpipe && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	$(call ctest,$(BUILD)-fdpipe)
 	@if [ -x $(BUILD)-fdpipe/examples/epoll_echo ]; then \
 	    ./$(BUILD)-fdpipe/examples/epoll_echo 200 0.5; fi
 
-fdpipe-clean:
+fdpipe-clean: ## remove $(BUILD)-fdpipe/
 	rm -rf $(BUILD)-fdpipe
 
 clean: fdpipe-clean

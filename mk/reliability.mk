@@ -17,7 +17,7 @@ STRESS_CFLAGS   ?= -std=c11 -O2 -g -Wall -Wextra -Wpedantic -Werror -D_GNU_SOURC
 
 .PHONY: fuzz fuzz-build fuzz-regress stress stress-tsan valgrind
 
-fuzz-build:
+fuzz-build: ## build the libFuzzer target only ($(BUILD)-fuzz/, needs clang)
 	@sh scripts/deps.sh build
 	@command -v clang >/dev/null || { echo "make fuzz needs clang and libclang-rt-14-dev (scripts/deps.sh ci)"; exit 1; }
 	sh fuzz/build.sh $(FUZZ_BUILD)

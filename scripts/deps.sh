@@ -5,6 +5,9 @@
 #   scripts/deps.sh test    the above + cmocka and pkg-config
 #   scripts/deps.sh ci      the above + clang, clang-format, valgrind and the
 #                           optional adapters' -dev packages
+# CMake arguments may follow the level (scripts/configure.sh passes the
+# build's): with -DMEMPIPE_BUILD_TESTS=OFF (the last one counts), `test`
+# needs no more than `build`.
 # Missing packages are installed with apt-get (as root, or through sudo);
 # where that is impossible it says exactly what to run, and fails.
 set -eu
@@ -21,6 +24,19 @@ have() { command -v "$1"; }
 has_pc() { have pkg-config && pkg-config --exists "$1"; }
 
 level=${1:-build}
+[ $# -gt 0 ] && shift
+tests=ON
+for arg in "$@"; do
+    case $arg in
+    -DMEMPIPE_BUILD_TESTS=* | -DMEMPIPE_BUILD_TESTS:BOOL=*)
+        case $(printf '%s' "${arg#*=}" | tr '[:lower:]' '[:upper:]') in
+        OFF | 0 | NO | FALSE | N | IGNORE) tests=OFF ;;
+        *) tests=ON ;;
+        esac
+        ;;
+    esac
+done
+[ "$level" = test ] && [ "$tests" = OFF ] && level=build
 want cmake have cmake
 want make have make
 want gcc have cc
@@ -38,7 +54,7 @@ if [ "$level" = ci ]; then
     want libssl-dev has_pc openssl
     want libgnutls28-dev has_pc gnutls
     want libmbedtls-dev test -e /usr/include/mbedtls/ssl.h
-    want systemtap-sdt-dev test -e /usr/include/sys/sdt.h
+    want systemtap-sdt-dev sh -c 'echo "#include <sys/sdt.h>" | cc -E - >/dev/null'
     want man-db have man
     want groff-base have groff
 fi

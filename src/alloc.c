@@ -38,9 +38,21 @@ static mempipe_realloc_fn alloc_fn = default_realloc;
 static void *alloc_ctx;
 static atomic_long live_pipes;
 
+/* The version string, from the header's macros (the one source). */
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+#define VERSION_STRING                                                         \
+    STR(MEMPIPE_VERSION_MAJOR)                                                 \
+    "." STR(MEMPIPE_VERSION_MINOR) "." STR(MEMPIPE_VERSION_PATCH)
+
 const char *mempipe_version(void)
 {
-    return "0.1.0";
+    return VERSION_STRING;
+}
+
+unsigned mempipe_version_number(void)
+{
+    return MEMPIPE_VERSION_HEX;
 }
 
 int mempipe_set_allocator(mempipe_realloc_fn fn, void *ctx)

@@ -348,6 +348,26 @@ static void test_R31_version_matches_macros(void **state)
     assert_ptr_equal(v, mempipe_version());
 }
 
+/* mempipe_version_number() and MEMPIPE_VERSION_HEX agree with the three
+ * macros, and so does mempipe_version()'s string. */
+static void test_version_number_matches_macros(void **state)
+{
+    (void)state;
+    unsigned want = ((unsigned)MEMPIPE_VERSION_MAJOR << 16) |
+                    ((unsigned)MEMPIPE_VERSION_MINOR << 8) |
+                    (unsigned)MEMPIPE_VERSION_PATCH;
+    assert_int_equal(want, MEMPIPE_VERSION_HEX);
+    assert_int_equal(want, mempipe_version_number());
+    unsigned major, minor, patch;
+    char end;
+    assert_int_equal(3, sscanf(mempipe_version(), "%u.%u.%u%c", &major, &minor,
+                               &patch, &end));
+    assert_int_equal(MEMPIPE_VERSION_MAJOR, major);
+    assert_int_equal(MEMPIPE_VERSION_MINOR, minor);
+    assert_int_equal(MEMPIPE_VERSION_PATCH, patch);
+    assert_int_equal(want, (major << 16) | (minor << 8) | patch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_R31_version_matches_macros),
         cmocka_unit_test(test_R31_every_documented_code_has_a_message),
         cmocka_unit_test(test_R31_docs_quote_the_table_messages),
+        cmocka_unit_test(test_version_number_matches_macros),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Installs mempipe into a temporary prefix with `cmake --install`, then builds
-# examples/consumer against that install twice, as a user's project would:
-# once through pkg-config (its Makefile), once through find_package (its
-# CMakeLists.txt, shared and static targets). Every binary must run.
+# Installs mempipe into a temporary prefix with `cmake --install`, copies
+# examples/consumer out of the tree and builds it against that install, as
+# a user's project would: through pkg-config (its Makefile) and through
+# find_package (its CMakeLists.txt: shared and static targets). For each
+# adapter installed, one program that calls the third-party library itself
+# and links only the adapter (mempipe::mempipe_<a>, or mempipe-<a>.pc) must
+# build and run both ways. Under CI every adapter must have been built.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 sh scripts/deps.sh test
@@ -12,7 +15,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 
-cmake -S . -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release -DMEMPIPE_BUILD_TESTS=OFF \
+cmake -S . -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release -DMEMPIPE_WERROR=ON -DMEMPIPE_BUILD_TESTS=OFF \
     -DMEMPIPE_BUILD_EXAMPLES=OFF -DMEMPIPE_BUILD_BENCH=OFF >/dev/null
 cmake --build "$tmp/build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 # --prefix at install time: the .pc files and the CMake package must work
@@ -28,22 +31,50 @@ libdir=$(dirname "$pc")
 test -e "$prefix/include/mempipe.h" || { echo "mempipe.h not installed" >&2; exit 1; }
 # The scripted peer's header is the core's, installed with or without adapters.
 test -e "$prefix/include/mempipe/script.h" || { echo "mempipe/script.h not installed" >&2; exit 1; }
+cmp LICENSE "$prefix/share/doc/mempipe/LICENSE" || { echo "LICENSE not installed in share/doc/mempipe" >&2; exit 1; }
 test -e "$libdir/libmempipe.a" || { echo "libmempipe.a not installed" >&2; exit 1; }
+# The version comes from the header's macros alone; the SONAME follows the
+# 0.x policy (README, install): libmempipe.so.0.MINOR, .MAJOR from 1.0 on.
+ver() { awk -v m="MEMPIPE_VERSION_$1" '$1 == "#define" && $2 == m {print $3}' include/mempipe.h; }
+major=$(ver MAJOR) minor=$(ver MINOR) patch=$(ver PATCH)
+version=$major.$minor.$patch
+if [ "$major" = 0 ]; then want_soname=libmempipe.so.0.$minor; else want_soname=libmempipe.so.$major; fi
 soname=$(objdump -p "$libdir/libmempipe.so" | awk '/SONAME/ {print $2}')
-echo "SONAME: $soname"
-test "$soname" = "libmempipe.so.0" || { echo "unexpected SONAME" >&2; exit 1; }
+echo "version $version (include/mempipe.h), SONAME: $soname"
+test "$soname" = "$want_soname" || { echo "unexpected SONAME, want $want_soname" >&2; exit 1; }
+test -e "$libdir/libmempipe.so.$version" || { echo "libmempipe.so.$version not installed" >&2; exit 1; }
+pcver=$(PKG_CONFIG_PATH=$pc pkg-config --modversion mempipe)
+test "$pcver" = "$version" || { echo "mempipe.pc says $pcver, the header $version" >&2; exit 1; }
+
+# The consumer as a user has it: a copy, outside this tree.
+consumer=$tmp/consumer-src
+cp -R examples/consumer "$consumer"
+adapters=""
+for a in openssl uv event; do
+    if [ -e "$pc/mempipe-$a.pc" ]; then
+        adapters="$adapters $a"
+    elif [ -n "${CI:-}" ]; then
+        echo "adapter $a was not built (scripts/deps.sh ci installs its library)" >&2
+        exit 1
+    fi
+done
+echo "adapters installed:${adapters:- none}"
 
 echo "== consumer through pkg-config"
-PKG_CONFIG_PATH=$pc make -s -C examples/consumer OUT="$tmp"
+PKG_CONFIG_PATH=$pc make -s -C "$consumer" OUT="$tmp"
 LD_LIBRARY_PATH=$libdir "$tmp/consumer-pc"
 # It must really use the installed shared library.
 # (ldd's output is kept first: grep -q exiting early under pipefail would
 # fail the pipe with SIGPIPE.)
 deps=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/consumer-pc")
-grep -q "$libdir/libmempipe.so.0" <<<"$deps"
+grep -q "$libdir/$want_soname" <<<"$deps"
+for a in $adapters; do
+    echo "mempipe-$a.pc: $(PKG_CONFIG_PATH=$pc pkg-config --libs "mempipe-$a")"
+    LD_LIBRARY_PATH=$libdir "$tmp/consumer-pc-$a"
+done
 
 echo "== consumer through find_package(mempipe)"
-cmake -S examples/consumer -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake -S "$consumer" -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/consumer-build" >/dev/null
 "$tmp/consumer-build/consumer"        # the installed .so, found by RPATH
 "$tmp/consumer-build/consumer_static" # libmempipe.a linked in
@@ -52,17 +83,24 @@ if grep -q libmempipe <<<"$deps"; then
     echo "consumer_static links libmempipe dynamically" >&2
     exit 1
 fi
+for a in $adapters; do
+    "$tmp/consumer-build/consumer_$a" # find_package(mempipe COMPONENTS $a)
+done
 
-# The OpenSSL adapter through find_package(mempipe COMPONENTS openssl).
-if [ -e "$tmp/consumer-build/consumer_tls" ]; then
-    "$tmp/consumer-build/consumer_tls"
+echo "== a static-only install (-DMEMPIPE_BUILD_SHARED=OFF)"
+# mempipe::mempipe is then the static library, and the adapters are static
+# too, their third-party libraries still carried by their targets.
+cmake -S . -B "$tmp/build-static" -DMEMPIPE_BUILD_SHARED=OFF -DMEMPIPE_WERROR=ON \
+    -DMEMPIPE_BUILD_TESTS=OFF -DMEMPIPE_BUILD_EXAMPLES=OFF -DMEMPIPE_BUILD_BENCH=OFF >/dev/null
+cmake --build "$tmp/build-static" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+cmake --install "$tmp/build-static" --prefix "$tmp/prefix-static" >/dev/null
+if find "$tmp/prefix-static" -name 'libmempipe*.so*' | grep -q .; then
+    echo "a shared library was installed" >&2
+    exit 1
 fi
-
-# Each installed adapter's pkg-config file must resolve too.
-for a in openssl uv event; do
-    if [ -e "$pc/mempipe-$a.pc" ]; then
-        PKG_CONFIG_PATH=$pc pkg-config --exists --print-errors "mempipe-$a"
-        echo "mempipe-$a.pc: $(PKG_CONFIG_PATH=$pc pkg-config --libs "mempipe-$a")"
-    fi
+cmake -S "$consumer" -B "$tmp/consumer-static" -DCMAKE_PREFIX_PATH="$tmp/prefix-static" >/dev/null
+cmake --build "$tmp/consumer-static" >/dev/null
+for x in consumer consumer_static ${adapters:+$(printf ' consumer_%s' $adapters)}; do
+    "$tmp/consumer-static/$x"
 done
 echo "install OK"

@@ -25,7 +25,7 @@ cd "$(dirname "$0")/../.."
 command -v valgrind >/dev/null || { echo "valgrind missing: sh scripts/deps.sh ci"; exit 1; }
 B=${BUILD:-build}-valgrind
 JOBS=${JOBS:-2}
-cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMPIPE_BUILD_BENCH=OFF \
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMPIPE_WERROR=ON -DMEMPIPE_BUILD_BENCH=OFF \
     -DMEMPIPE_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$B" -j "$JOBS" >/dev/null
 

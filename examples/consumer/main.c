@@ -14,8 +14,10 @@ int main(void)
     char expect[32];
     snprintf(expect, sizeof expect, "%d.%d.%d", MEMPIPE_VERSION_MAJOR,
              MEMPIPE_VERSION_MINOR, MEMPIPE_VERSION_PATCH);
-    if (strcmp(expect, mempipe_version()) != 0) {
-        fprintf(stderr, "header %s, library %s\n", expect, mempipe_version());
+    if (strcmp(expect, mempipe_version()) != 0 ||
+        mempipe_version_number() != MEMPIPE_VERSION_HEX) {
+        fprintf(stderr, "header %s, library %s (%#x)\n", expect,
+                mempipe_version(), mempipe_version_number());
         return 1;
     }
     mempipe *a, *b;
