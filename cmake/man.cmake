@@ -20,10 +20,13 @@ endif()
 
 set(MEMPIPE_MAN_DIR ${PROJECT_BINARY_DIR}/man)
 set(_mempipe_man_template ${PROJECT_SOURCE_DIR}/docs/man/mempipe.7.in)
-set(_mempipe_man_headers ${PROJECT_SOURCE_DIR}/include/mempipe.h)
+# The headers that get installed: the core's (mempipe.h and the scripted
+# peer's mempipe/script.h, part of libmempipe, so no page of its own in
+# man7) and each built adapter's.
+set(_mempipe_man_headers ${PROJECT_SOURCE_DIR}/include/mempipe.h
+  ${PROJECT_SOURCE_DIR}/include/mempipe/script.h)
 set(_mempipe_man_args -o ${MEMPIPE_MAN_DIR} -t ${_mempipe_man_template}
-  ${PROJECT_SOURCE_DIR}/include/mempipe.h)
-# The headers that get installed: the core's and each built adapter's.
+  ${_mempipe_man_headers})
 foreach(_a ${MEMPIPE_ADAPTERS})
   set(_h ${PROJECT_SOURCE_DIR}/include/mempipe/${_a}.h)
   list(APPEND _mempipe_man_headers ${_h})

@@ -20,8 +20,8 @@
 /* Every code include/mempipe.h, the adapters' headers and API.md name as a
  * return value. */
 static const int used_codes[] = {
-    EAGAIN, EPIPE,  EINVAL, EBADF,  ENOMEM, ETIMEDOUT, ECONNRESET,
-    EBUSY,  EMFILE, ENFILE, ENODEV, EEXIST, EIO,       ENOSYS,
+    EAGAIN, EPIPE,  EINVAL, EBADF,  ENOMEM, ETIMEDOUT, ECONNRESET, EBUSY,
+    EMFILE, ENFILE, ENODEV, EEXIST, EIO,    ENOSYS,    EPROTO,
 };
 #define NUSED (int)(sizeof used_codes / sizeof used_codes[0])
 
@@ -143,7 +143,7 @@ static const struct {
     {"EBADF", EBADF},   {"ENOMEM", ENOMEM},         {"ETIMEDOUT", ETIMEDOUT},
     {"EBUSY", EBUSY},   {"ECONNRESET", ECONNRESET}, {"ENOSYS", ENOSYS},
     {"EMFILE", EMFILE}, {"ENFILE", ENFILE},         {"EEXIST", EEXIST},
-    {"EIO", EIO},       {"ENODEV", ENODEV},
+    {"EIO", EIO},       {"ENODEV", ENODEV},         {"EPROTO", EPROTO},
 };
 
 /* The whole file, NUL-terminated; fails the test if it cannot be read. */

@@ -29,6 +29,8 @@ test -n "$pcfile" || { echo "mempipe.pc not installed" >&2; exit 1; }
 pc=$(dirname "$pcfile")
 libdir=$(dirname "$pc")
 test -e "$prefix/include/mempipe.h" || { echo "mempipe.h not installed" >&2; exit 1; }
+# The scripted peer's header is the core's, installed with or without adapters.
+test -e "$prefix/include/mempipe/script.h" || { echo "mempipe/script.h not installed" >&2; exit 1; }
 cmp LICENSE "$prefix/share/doc/mempipe/LICENSE" || { echo "LICENSE not installed in share/doc/mempipe" >&2; exit 1; }
 test -e "$libdir/libmempipe.a" || { echo "libmempipe.a not installed" >&2; exit 1; }
 # The version comes from the header's macros alone; the SONAME follows the
