@@ -17,9 +17,9 @@
  * equal when it lets go, so `on` is what pollers see.
  *
  * Keeping `on` in step without a lock on the data path. pipe.c calls
- * mempipe__fd_notify() after every change of L or the flags, on the thread
- * that made it, after a full fence (the wake fence of R25). notify reads the
- * conditions and `on`, lock-free; if they agree it returns — no lock, no
+ * the watch's notify (fd_notify) after every change of L or the flags, on the
+ * thread that made it, after a full fence (the wake fence of R25). notify reads
+ * the conditions and `on`, lock-free; if they agree it returns — no lock, no
  * syscall, the steady state of a busy pipe. Otherwise it takes the lock and
  * runs sync: read the condition c; if c != on, store on = c, update the
  * object, full fence, and read the condition again; repeat until they agree.
@@ -102,10 +102,11 @@ struct watcher {
 };
 
 struct mempipe__fdwatch {
-    pthread_mutex_t lock; /* every change of `on` and of the objects */
-    struct watcher rd;    /* readable fd of the end that reads the pipe */
-    struct watcher wr;    /* writable fd of the end that writes the pipe */
-    unsigned gen;         /* the fork generation it was made in */
+    struct mempipe__observer obs; /* first: the pipe's watch points here */
+    pthread_mutex_t lock;         /* every change of `on` and of the objects */
+    struct watcher rd; /* readable fd of the end that reads the pipe */
+    struct watcher wr; /* writable fd of the end that writes the pipe */
+    unsigned gen;      /* the fork generation it was made in */
 };
 
 /* ---- fork generations ---------------------------------------------------- */
@@ -140,6 +141,8 @@ static bool inherited(const struct mempipe__fdwatch *w)
 {
     return w->gen != mempipe__fork_gen();
 }
+
+static void fd_release(struct mempipe__observer *o, struct mempipe__pipe *p);
 
 /* ---- the conditions (snapshots of atomics, acquire) -------------------- */
 
@@ -281,12 +284,11 @@ static void sync_one(struct mempipe__pipe *p, struct watcher *x,
     }
 }
 
-void mempipe__fd_notify(struct mempipe__pipe *p)
+/* The observer's notify (pipe.h): the pipe loaded it with acquire, which
+ * pairs with the release of the CAS in get_watch. */
+static void fd_notify(struct mempipe__observer *o, struct mempipe__pipe *p)
 {
-    /* Acquire: pairs with the release of the CAS in get_watch, so the lock
-     * and the watchers are initialised. The hook saw it non-NULL. */
-    struct mempipe__fdwatch *w =
-        atomic_load_explicit(&p->watch, memory_order_acquire);
+    struct mempipe__fdwatch *w = (struct mempipe__fdwatch *)o;
     if (in_step(&w->rd, can_read(p)) && in_step(&w->wr, can_write(p)))
         return;
     if (inherited(w))
@@ -308,10 +310,10 @@ static void watcher_init(struct watcher *x)
 /* The pipe's watch, made on first use. Either end may race to make it. */
 static struct mempipe__fdwatch *get_watch(struct mempipe__pipe *p)
 {
-    struct mempipe__fdwatch *w =
+    struct mempipe__observer *o =
         atomic_load_explicit(&p->watch, memory_order_acquire);
-    if (w != NULL)
-        return w;
+    if (o != NULL)
+        return (struct mempipe__fdwatch *)o; /* the only observer there is */
     struct mempipe__fdwatch *nw = mempipe__alloc(sizeof *nw);
     if (nw == NULL)
         return NULL;
@@ -319,16 +321,19 @@ static struct mempipe__fdwatch *get_watch(struct mempipe__pipe *p)
         mempipe__free(nw, sizeof *nw);
         return NULL;
     }
+    nw->obs.notify = fd_notify;
+    nw->obs.release = fd_release;
     watcher_init(&nw->rd);
     watcher_init(&nw->wr);
     nw->gen = mempipe__fork_gen();
     /* Release: the initialised watch before any thread can see it. */
-    if (atomic_compare_exchange_strong_explicit(
-            &p->watch, &w, nw, memory_order_acq_rel, memory_order_acquire))
+    if (atomic_compare_exchange_strong_explicit(&p->watch, &o, &nw->obs,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
         return nw;
-    pthread_mutex_destroy(&nw->lock); /* the other end won; w is theirs */
+    pthread_mutex_destroy(&nw->lock); /* the other end won; o is theirs */
     mempipe__free(nw, sizeof *nw);
-    return w;
+    return (struct mempipe__fdwatch *)o;
 }
 
 static int watch_fd(struct mempipe__pipe *p, bool rd)
@@ -379,7 +384,8 @@ int mempipe_writable_fd(mempipe *end)
 static void drop(struct mempipe__pipe *p, bool rd)
 {
     struct mempipe__fdwatch *w =
-        atomic_load_explicit(&p->watch, memory_order_acquire);
+        (struct mempipe__fdwatch *)atomic_load_explicit(&p->watch,
+                                                        memory_order_acquire);
     if (w == NULL)
         return; /* nobody asked: no lock, no syscall */
     struct watcher *x = rd ? &w->rd : &w->wr;
@@ -402,12 +408,11 @@ void mempipe__fd_close_end(struct mempipe *end)
         drop(mempipe__end_tx(end), false);
 }
 
-void mempipe__fd_free(struct mempipe__pipe *p)
+/* The observer's release (pipe.h): the pipe's last close; nobody left. */
+static void fd_release(struct mempipe__observer *o, struct mempipe__pipe *p)
 {
-    struct mempipe__fdwatch *w =
-        atomic_load_explicit(&p->watch, memory_order_acquire);
-    if (w == NULL)
-        return;
+    (void)p;
+    struct mempipe__fdwatch *w = (struct mempipe__fdwatch *)o;
     /* Every end closed its own fds already; this only guards a leak. */
     if (atomic_load_explicit(&w->rd.on, memory_order_relaxed) >= 0)
         close_object(&w->rd);
@@ -416,5 +421,4 @@ void mempipe__fd_free(struct mempipe__pipe *p)
     if (!inherited(w)) /* a parent thread may have held it at the fork */
         pthread_mutex_destroy(&w->lock);
     mempipe__free(w, sizeof *w);
-    atomic_store_explicit(&p->watch, NULL, memory_order_relaxed);
 }

@@ -17,7 +17,6 @@
  */
 #include "pipe.h"
 
-#include "fd.h"
 #include "hold.h"
 
 #include <errno.h>
@@ -35,7 +34,11 @@ void mempipe__pipe_init(struct mempipe__pipe *p, size_t cap)
 void mempipe__pipe_free(struct mempipe__pipe *p)
 {
     mempipe__ring_free(&p->ring);
-    mempipe__fd_free(p);
+    struct mempipe__observer *o =
+        atomic_load_explicit(&p->watch, memory_order_acquire);
+    if (o != NULL)
+        o->release(o, p);
+    atomic_store_explicit(&p->watch, NULL, memory_order_relaxed);
 }
 
 #define full_fence mempipe__full_fence
@@ -223,8 +226,12 @@ void mempipe__pipe_progress(struct mempipe__pipe *p, unsigned roles)
         mempipe__slot_wake(&p->wr);
     /* After the wakes, so after the caller's fence (fd.c argues why that
      * order suffices). An unwatched pipe makes no syscall. */
-    if (atomic_load_explicit(&p->watch, memory_order_relaxed) != NULL)
-        mempipe__fd_notify(p);
+    /* Acquire: pairs with the release that published the observer, so it
+     * is initialised. */
+    struct mempipe__observer *o =
+        atomic_load_explicit(&p->watch, memory_order_acquire);
+    if (o != NULL)
+        o->notify(o, p);
     mempipe__hold_leave(&frame);
 }
 

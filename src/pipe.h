@@ -43,11 +43,23 @@ struct mempipe__pipe {
     _Alignas(MEMPIPE__CACHELINE) atomic_uint flags;
     struct mempipe__slot rd; /* the reader's waker */
     struct mempipe__slot wr; /* the writer's waker */
-    /* Pollable fds (fd.c): NULL until an end asks for one; set once. On the
-     * shared line, which is written only on state changes and registrations,
-     * so the check is normally an L1 hit and costs no extra line per pipe.
-     * (The capacity M is ring.cap.) */
-    _Atomic(struct mempipe__fdwatch *) watch;
+    /* The observer (the pollable fds, fd.c): NULL until an end asks for
+     * one; set once. On the shared line, which is written only on state
+     * changes and registrations, so the check is normally an L1 hit and
+     * costs no extra line per pipe. (The capacity M is ring.cap.) */
+    _Atomic(struct mempipe__observer *) watch;
+};
+
+/*
+ * An observer of a pipe: called through this one pointer after every
+ * progress point (notify, from the thread that made the progress, after
+ * its full fence) and once when the pipe is freed (release, no other thread
+ * left). The pipe knows nothing else of it, so no front-end's header is
+ * included here or in pipe.c. The pollable fds are one (fd.c).
+ */
+struct mempipe__observer {
+    void (*notify)(struct mempipe__observer *o, struct mempipe__pipe *p);
+    void (*release)(struct mempipe__observer *o, struct mempipe__pipe *p);
 };
 
 void mempipe__pipe_init(struct mempipe__pipe *p, size_t cap);
