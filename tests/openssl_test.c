@@ -5,7 +5,10 @@
  * one duplex: a handshake and a 16 MiB echo with both SSL objects stepped in
  * turn on one thread (non-blocking BIOs) and again with one thread per side
  * (blocking BIOs), close_notify both ways, and a peer that vanishes
- * mid-handshake. The key and self-signed certificate are made here.
+ * mid-handshake. Under injected faults (mempipe_set_faults): the handshake
+ * with every call of both ends capped at k bytes, k = 1..32, and with the
+ * Nth read or write of either side failing, for every N the handshake
+ * reaches. The key and self-signed certificate are made here.
  */
 #include "testutil.h"
 
@@ -492,6 +495,217 @@ static void test_tls13_echo_16MiB_two_threads_blocking(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Handshakes under injected faults (mempipe_set_faults)                     */
+/* ------------------------------------------------------------------------ */
+
+static mempipe_faults no_faults(void)
+{
+    mempipe_faults f;
+    memset(&f, 0, sizeof f);
+    return f;
+}
+
+/* The largest single write and read a tap saw on one end. */
+struct biggest {
+    size_t len[2]; /* [MEMPIPE_TAP_WRITE], [MEMPIPE_TAP_READ] */
+};
+
+static void biggest_tap(void *ctx, int dir, const void *data, size_t len)
+{
+    struct biggest *b = ctx;
+    (void)data;
+    if (len > b->len[dir])
+        b->len[dir] = len;
+}
+
+/* Every call of both ends moves at most k bytes: the handshake completes
+ * and the first record crosses, for every k in 1..32. */
+static void test_tls13_handshake_under_every_chunk_cap_1_to_32(void **state)
+{
+    (void)state;
+    int runs = 0;
+    tu_watchdog_start("handshakes under chunk caps");
+    for (size_t k = 1; k <= 32; k++, runs++) {
+        struct tls t;
+        struct biggest cb = {{0, 0}}, sb = {{0, 0}};
+        tls_open(&t, 0);
+        mempipe_faults f = no_faults();
+        f.max_read = f.max_write = k;
+        assert_rc(0, mempipe_set_faults(t.ce, &f));
+        assert_rc(0, mempipe_set_faults(t.se, &f));
+        assert_rc(0, mempipe_set_tap(t.ce, biggest_tap, &cb));
+        assert_rc(0, mempipe_set_tap(t.se, biggest_tap, &sb));
+        handshake_stepped(&t);
+        char buf[8];
+        size_t n = 0;
+        assert_int_equal(1, SSL_write_ex(t.c, "ping", 4, &n));
+        assert_int_equal(1, SSL_read_ex(t.s, buf, sizeof buf, &n));
+        assert_int_equal(4, n);
+        assert_memory_equal(buf, "ping", 4);
+        /* The caps held, and were met: every call took k bytes at most,
+         * and each direction had a call of exactly k. */
+        for (int dir = 0; dir < 2; dir++) {
+            assert_int_equal(k, cb.len[dir]);
+            assert_int_equal(k, sb.len[dir]);
+        }
+        tls_close(&t);
+        tu_progress++;
+    }
+    tu_watchdog_end();
+    print_message("%d handshakes, caps 1..32 on both ends\n", runs);
+}
+
+/* How one side's handshake ended. */
+struct hs_end {
+    int rc;            /* SSL_do_handshake()'s last result */
+    int ssl_err;       /* SSL_get_error() of it, unless rc == 1 */
+    unsigned long err; /* the first error it queued (0: none) */
+};
+
+/*
+ * One step of one side. Returns nonzero while the side wants more. Both
+ * SSLs share this thread's error queue, so each step starts it empty and
+ * keeps the first error of a failure.
+ */
+static int hs_step(SSL *ssl, struct hs_end *h)
+{
+    ERR_clear_error();
+    h->rc = SSL_do_handshake(ssl);
+    if (h->rc == 1)
+        return 0;
+    h->ssl_err = SSL_get_error(ssl, h->rc);
+    h->err = ERR_peek_error();
+    ERR_clear_error();
+    return h->ssl_err == SSL_ERROR_WANT_READ ||
+           h->ssl_err == SSL_ERROR_WANT_WRITE;
+}
+
+/*
+ * Steps both handshakes until each has completed or failed. A side that
+ * fails closes its end, as a server closes the socket of a failed
+ * handshake, so the other side meets end of file instead of waiting for
+ * ever. Returns nonzero if both completed.
+ */
+static int handshake_until_settled(struct tls *t, struct hs_end *c,
+                                   struct hs_end *s)
+{
+    int cwant = 1, swant = 1;
+    for (int round = 0; cwant || swant; round++) {
+        assert_true(round < 100); /* a TLS 1.3 handshake takes a few */
+        if (cwant && !(cwant = hs_step(t->c, c)) && c->rc != 1) {
+            mempipe_close(t->ce); /* t->c is never called again */
+            t->ce = NULL;
+        }
+        if (swant && !(swant = hs_step(t->s, s)) && s->rc != 1) {
+            mempipe_close(t->se);
+            t->se = NULL;
+        }
+    }
+    return c->rc == 1 && s->rc == 1;
+}
+
+static int is_clean_failure(const struct hs_end *h)
+{
+    return h->rc <= 0 &&
+           (h->ssl_err == SSL_ERROR_SYSCALL || h->ssl_err == SSL_ERROR_SSL);
+}
+
+/*
+ * For N = 1, 2, ...: the Nth read (write) call of the client's (server's)
+ * end, and every later one, fails with -ECONNRESET, without a cap and then
+ * with every call capped at 16 bytes (more calls, so more points, some
+ * inside a record). Each run either completes (N is past the handshake's
+ * calls: then the loop ends) or fails cleanly on both sides: the faulted
+ * side with SSL_ERROR_SYSCALL and the injected ECONNRESET first in its
+ * queue, the other with SSL_ERROR_SSL or SSL_ERROR_SYSCALL, in its
+ * handshake or, if its handshake was already done (a client whose Finished
+ * is out), in its next read. Returns the runs.
+ */
+static int handshake_fails_at_every_call(int client, int write)
+{
+    static const size_t caps[] = {0, 16};
+    int runs = 0;
+    tu_watchdog_start("handshakes failing at every call");
+    for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
+        int failed = 0, peer_done = 0;
+        for (uint64_t n = 1;; n++, runs++) {
+            assert_true(n < 1000); /* a handshake makes far fewer calls */
+            struct tls t;
+            tls_open(&t, 0);
+            mempipe *faulted = client ? t.ce : t.se;
+            mempipe_faults f = no_faults();
+            f.max_read = f.max_write = caps[ci];
+            if (write)
+                f.fail_write_at = n;
+            else
+                f.fail_read_at = n;
+            f.fail_err = -ECONNRESET;
+            assert_rc(0, mempipe_set_faults(faulted, &f));
+            struct hs_end c = {0, 0, 0}, s = {0, 0, 0};
+            int done = handshake_until_settled(&t, &c, &s);
+            struct hs_end *mine = client ? &c : &s, *peer = client ? &s : &c;
+            tu_progress++;
+            if (done) {
+                /* Uncapped, the stats tell whether the fault ever fired
+                 * (capped, they count the caps too). */
+                if (caps[ci] == 0) {
+                    mempipe_stats st;
+                    assert_rc(0, mempipe_get_stats(faulted, &st));
+                    assert_int_equal(0, st.faults);
+                }
+                tls_close(&t);
+                runs++;
+                break;
+            }
+            failed++;
+            if (!is_clean_failure(mine) || mine->ssl_err != SSL_ERROR_SYSCALL)
+                fail_msg("N=%llu cap %zu: the faulted side: rc %d, "
+                         "SSL_get_error %d",
+                         (unsigned long long)n, caps[ci], mine->rc,
+                         mine->ssl_err);
+            assert_int_equal(ERR_LIB_SYS, ERR_GET_LIB(mine->err));
+            assert_int_equal(ECONNRESET, ERR_GET_REASON(mine->err));
+            if (peer->rc == 1) {
+                /* Done before the failure: its next read reports it. */
+                char buf[16];
+                size_t r = 0;
+                SSL *p = client ? t.s : t.c;
+                ERR_clear_error();
+                peer->rc = SSL_read_ex(p, buf, sizeof buf, &r);
+                peer->ssl_err = SSL_get_error(p, peer->rc);
+                ERR_clear_error();
+                peer_done++;
+            }
+            if (!is_clean_failure(peer))
+                fail_msg("N=%llu cap %zu: the other side: rc %d, "
+                         "SSL_get_error %d",
+                         (unsigned long long)n, caps[ci], peer->rc,
+                         peer->ssl_err);
+            tls_close(&t);
+        }
+        print_message("%s %s fails at N: cap %zu: %d runs failed cleanly "
+                      "(%d of them after the other side's handshake was "
+                      "done), then one completed\n",
+                      client ? "client" : "server", write ? "write" : "read",
+                      caps[ci], failed, peer_done);
+    }
+    tu_watchdog_end();
+    return runs;
+}
+
+/* Which side's end fails, in which direction; one test each (main). */
+struct fail_point {
+    int client, write;
+};
+
+static void test_tls13_handshake_fails_at_every_call(void **state)
+{
+    const struct fail_point *fp = *state;
+    print_message("%d handshakes\n",
+                  handshake_fails_at_every_call(fp->client, fp->write));
+}
+
+/* ------------------------------------------------------------------------ */
 /* Shutdown and a peer that goes away                                        */
 /* ------------------------------------------------------------------------ */
 
@@ -654,8 +868,19 @@ static void test_tls_server_gone_mid_handshake_blocking_client_wakes(void **s)
     tls_close(&t);
 }
 
+/* One test of test_tls13_handshake_fails_at_every_call per fail point. */
+#define FAIL_AT_TEST(name, fp)                                                 \
+    {                                                                          \
+        "test_tls13_handshake_" name "_fails_at_every_call",                   \
+            test_tls13_handshake_fails_at_every_call, NULL, NULL, (fp)         \
+    }
+
 int main(void)
 {
+    static struct fail_point fail_client_read = {1, 0},
+                             fail_client_write = {1, 1},
+                             fail_server_read = {0, 0},
+                             fail_server_write = {0, 1};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bio_nonblocking_retry_flags_and_pending),
         cmocka_unit_test(test_bio_eof_reads_zero_without_retry),
@@ -664,6 +889,11 @@ int main(void)
         cmocka_unit_test(test_bio_blocking_read_waits_for_bytes_then_eof),
         cmocka_unit_test(test_tls13_echo_16MiB_one_thread_stepped),
         cmocka_unit_test(test_tls13_echo_16MiB_two_threads_blocking),
+        cmocka_unit_test(test_tls13_handshake_under_every_chunk_cap_1_to_32),
+        FAIL_AT_TEST("client_read", &fail_client_read),
+        FAIL_AT_TEST("client_write", &fail_client_write),
+        FAIL_AT_TEST("server_read", &fail_server_read),
+        FAIL_AT_TEST("server_write", &fail_server_write),
         cmocka_unit_test(test_tls_close_notify_client_first),
         cmocka_unit_test(test_tls_close_notify_server_first),
         cmocka_unit_test(
