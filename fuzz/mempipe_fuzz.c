@@ -8,8 +8,20 @@
  * waker was called, are all compared after every call. Any difference
  * aborts (a libFuzzer crash) after printing the call that differed.
  *
+ * The close outcomes (R37-R39: close_with_error, abort, rst_on_unread) and
+ * the injected faults (R48: caps, drawn caps, fail_*_at, pending_every) are
+ * modelled exactly too: the error each later read and write returns, the
+ * bytes a reset discards, the counts that restart with each
+ * mempipe_set_faults(), and the waker an injected pending calls at once.
+ * Drawn caps (chunk_seed) are predicted by the model's own copy of feat.c's
+ * seed derivation and hook.c's xorshift64*: the sequence is promised to be
+ * the same on every run and machine, so a change to it is a change the
+ * fuzzer reports.
+ *
  * Input layout: three capacity selectors, then operations of one opcode byte
  * followed by argument bytes; a short input reads zeros past its end.
+ * Opcodes 0-191 are the original twelve operations (op % 12); 192-255 the
+ * four of R37-R39 and R48 ((op - 192) % 4).
  *
  * Build: fuzz/build.sh (clang -fsanitize=fuzzer,address,undefined).
  */
@@ -66,14 +78,30 @@ struct mpipe {
     size_t head, tail, qcap;
     size_t cap; /* M */
     int wclosed, rclosed;
+    int rerr;      /* what a read returns once drained: 0 EOF, or R37's err */
+    int werr;      /* what a write returns once read-closed: 0 -EPIPE, or err */
+    int reset;     /* R38: the writer aborted (bytes gone, reads -ECONNRESET) */
     int rd, wr;    /* stored waker: counter index, or -1 */
     uint64_t wpos; /* bytes ever written: the data of the next write */
+};
+
+/* One direction of an end's injected faults (R48); 0 read, 1 write. */
+struct mdir {
+    size_t max;       /* cap per call, 0 none */
+    uint64_t rng;     /* drawn caps' state; 0 fixed */
+    uint64_t fail_at; /* 0 never */
+    uint64_t counted; /* calls counted towards fail_at */
 };
 
 struct mend {
     mempipe *h;
     int open;
     int rx, tx; /* model pipe indices, or -1 */
+    int rst;    /* R39 */
+    struct mdir f[2];
+    int fail_err;
+    unsigned pending_every;
+    uint64_t polls; /* poll calls with len > 0 since mempipe_set_faults */
 };
 
 static struct mpipe P[NP];
@@ -176,8 +204,8 @@ static void make(int kind, size_t cap)
         EXPECT_RC(0, rc);
         model_pipe_init(0, cap);
         model_pipe_init(1, cap);
-        E[0] = (struct mend){E[0].h, 1, 1, 0};
-        E[1] = (struct mend){E[1].h, 1, 0, 1};
+        E[0] = (struct mend){.h = E[0].h, .open = 1, .rx = 1, .tx = 0};
+        E[1] = (struct mend){.h = E[1].h, .open = 1, .rx = 0, .tx = 1};
         break;
     case 1:
         if (E[2].open || E[3].open)
@@ -185,8 +213,8 @@ static void make(int kind, size_t cap)
         rc = mempipe_simplex(cap, &E[2].h, &E[3].h);
         EXPECT_RC(0, rc);
         model_pipe_init(2, cap);
-        E[2] = (struct mend){E[2].h, 1, 2, -1};
-        E[3] = (struct mend){E[3].h, 1, -1, 2};
+        E[2] = (struct mend){.h = E[2].h, .open = 1, .rx = 2, .tx = -1};
+        E[3] = (struct mend){.h = E[3].h, .open = 1, .rx = -1, .tx = 2};
         break;
     default:
         if (E[4].open)
@@ -194,17 +222,108 @@ static void make(int kind, size_t cap)
         rc = mempipe_loopback(cap, &E[4].h);
         EXPECT_RC(0, rc);
         model_pipe_init(3, cap);
-        E[4] = (struct mend){E[4].h, 1, 3, 3};
+        E[4] = (struct mend){.h = E[4].h, .open = 1, .rx = 3, .tx = 3};
         break;
     }
 }
 
-/* The model of write-closing pipe i (shutdown, or a writer's close). */
-static void model_close_write(int i)
+/* The model of write-closing pipe i (shutdown, or a writer's close) with
+ * rerr for the reader instead of EOF; the first close decides (R5, R37). */
+static void model_close_write(int i, int rerr)
 {
+    if (!P[i].wclosed)
+        P[i].rerr = rerr;
     P[i].wclosed = 1;
     model_wake(&P[i].rd); /* R17 */
     model_wake(&P[i].wr); /* R18 */
+}
+
+/* R38: the writer of pipe i aborted. Its bytes are gone at once and the
+ * reader gets -ECONNRESET, over an earlier shutdown or error too. */
+static void model_reset(int i)
+{
+    P[i].wclosed = 1;
+    P[i].reset = 1;
+    P[i].rerr = -ECONNRESET;
+    P[i].head = P[i].tail;
+    model_wake(&P[i].rd);
+    model_wake(&P[i].wr);
+}
+
+/* The reader of pipe i closed; its writer gets werr instead of -EPIPE. */
+static void model_close_read(int i, int werr)
+{
+    struct mpipe *p = &P[i];
+    if (!p->rclosed)
+        p->werr = werr;
+    p->rclosed = 1;
+    model_wake(&p->wr); /* R19, R20 */
+    p->head = p->tail;  /* R21: unread bytes discarded */
+}
+
+/* ---- the fault model (R48; hook.c's steps 2 and 3) --------------------- */
+
+/* feat.c's seed_of: each direction's drawn-cap state. */
+static uint64_t model_seed(unsigned seed, uint64_t salt)
+{
+    if (seed == 0)
+        return 0;
+    uint64_t s = ((uint64_t)seed * 0x9e3779b97f4a7c15u) ^ salt;
+    return s != 0 ? s : salt;
+}
+
+/* This call's cap: none, fixed, or the next draw in [1, max]. */
+static size_t model_cap(struct mdir *d)
+{
+    if (d->max == 0)
+        return SIZE_MAX;
+    if (d->rng == 0)
+        return d->max;
+    d->rng ^= d->rng >> 12;
+    d->rng ^= d->rng << 25;
+    d->rng ^= d->rng >> 27;
+    return 1 + (size_t)((d->rng * 0x2545f4914f6cdd1dull) % d->max);
+}
+
+/* Whether a call of end e in direction dir would be pending: nothing to
+ * read and nothing to report, or no room and no close to report. */
+static int model_would_wait(int e, int dir)
+{
+    const struct mpipe *p = &P[dir ? E[e].tx : E[e].rx];
+    if (dir == 0)
+        return L(p) == 0 && !p->wclosed;
+    return !p->wclosed && !p->rclosed && L(p) == p->cap;
+}
+
+/*
+ * The faults of a call of *len bytes by open end e in direction dir. Returns
+ * 1 when a fault decides the call (its result in *r: an injected pending,
+ * which calls waker wi at once, or fail_err), else 0 with *len cut to the
+ * call's cap. Zero-length calls are never touched (R8, R14).
+ */
+static int model_faults(int e, int dir, int blocking, size_t *len, int wi,
+                        ssize_t *r)
+{
+    struct mend *m = &E[e];
+    struct mdir *d = &m->f[dir];
+    if (*len == 0)
+        return 0;
+    if (m->pending_every != 0 && !blocking &&
+        ++m->polls % m->pending_every == 0) {
+        if (wi >= 0)
+            expected[wi]++; /* called, not stored */
+        *r = -EAGAIN;
+        return 1;
+    }
+    if (d->fail_at != 0 && !model_would_wait(e, dir) &&
+        ++d->counted >= d->fail_at) {
+        *r = m->fail_err; /* changes nothing */
+        return 1;
+    }
+    size_t cap = model_cap(d);
+    if (cap < *len)
+        *len = cap;
+    return 0;
 }
 
 /* ---- checked calls ------------------------------------------------------- */
@@ -266,8 +385,13 @@ static void op_read(struct in *in, int blocking)
         return; /* would block forever in a single thread */
     ssize_t r =
         blocking ? mempipe_read(h, b, len) : mempipe_poll_read(h, b, len, w);
-    if (len == 0) { /* R8 */
+    ssize_t fr;
+    if (model_faults(e, 0, blocking, &len, wi, &fr)) { /* R48 */
+        EXPECT_RC(fr, r);
+    } else if (len == 0) { /* R8 */
         EXPECT_RC(0, r);
+    } else if (p->reset) { /* R38: every read, the bytes gone */
+        EXPECT_RC(-ECONNRESET, r);
     } else if (L(p) > 0) { /* R4 */
         size_t k = L(p) < len ? L(p) : len;
         EXPECT_RC(k, r);
@@ -275,8 +399,8 @@ static void op_read(struct in *in, int blocking)
             FAIL("read %zu bytes that differ from the model's FIFO", k);
         p->head += k;
         model_wake(&p->wr);  /* R7 */
-    } else if (p->wclosed) { /* R5 */
-        EXPECT_RC(0, r);
+    } else if (p->wclosed) { /* R5; R37: the writer's error instead */
+        EXPECT_RC(p->rerr, r);
     } else { /* R6 */
         EXPECT_RC(-EAGAIN, r);
         if (w != NULL)
@@ -289,6 +413,8 @@ static void op_read(struct in *in, int blocking)
 static ssize_t model_write(int e, size_t len, int wi, const unsigned char *b)
 {
     struct mpipe *p = &P[E[e].tx];
+    if (p->rclosed && !p->wclosed && p->werr != 0)
+        return p->werr; /* R37, R38: the reader's error, unless shut down */
     if (p->wclosed || p->rclosed)
         return -EPIPE; /* R10, R14 */
     if (len == 0)
@@ -336,7 +462,28 @@ static void op_write(struct in *in, int mode) /* 0 poll, 1 blocking */
     fill(buf, len, p->wpos, E[e].tx);
     ssize_t r = mode ? mempipe_write(h, null_buf ? NULL : buf, len)
                      : mempipe_poll_write(h, buf, len, w);
-    EXPECT_RC(model_write(e, len, wi, buf), r);
+    ssize_t want;
+    if (mode) { /* block.c: rounds until all of len, each capped (R48) */
+        size_t done = 0;
+        ssize_t rc = 0;
+        do {
+            size_t k = len - done;
+            ssize_t n;
+            if (!model_faults(e, 1, 1, &k, -1, &n))
+                n = model_write(e, k, -1, buf + done);
+            if (n < 0) { /* R28: the bytes so far, else the error */
+                rc = n;
+                break;
+            }
+            done += (size_t)n;
+        } while (done < len);
+        want = done > 0 ? (ssize_t)done : rc;
+    } else {
+        size_t k = len;
+        if (!model_faults(e, 1, 0, &k, wi, &want))
+            want = model_write(e, k, wi, buf);
+    }
+    EXPECT_RC(want, r);
 }
 
 static void op_writev(struct in *in)
@@ -419,7 +566,10 @@ static void op_writev(struct in *in)
             FAIL("writev on a reader end returned %zd", r);
         return;
     }
-    EXPECT_RC(model_write(e, total, wi, data), r); /* R15 */
+    ssize_t want;
+    if (!model_faults(e, 1, 0, &total, wi, &want))
+        want = model_write(e, total, wi, data); /* R15 */
+    EXPECT_RC(want, r);
 }
 
 static void op_shutdown(struct in *in, int poll)
@@ -441,7 +591,7 @@ static void op_shutdown(struct in *in, int poll)
         return;
     }
     EXPECT_RC(0, r); /* R17: idempotent, the waker never stored */
-    model_close_write(E[e].tx);
+    model_close_write(E[e].tx, 0);
 }
 
 static void op_flush(struct in *in)
@@ -456,6 +606,33 @@ static void op_flush(struct in *in)
               mempipe_poll_flush(e >= 0 ? E[e].h : NULL, w)); /* R16 */
 }
 
+/*
+ * The model of closing open end e: err for the peer instead of EOF and
+ * -EPIPE (0: a plain close), or a reset (R38). With rst_on_unread and
+ * bytes buffered for e, any close is a reset (R39).
+ */
+static void model_close(int e, int err, int reset)
+{
+    struct mend *m = &E[e];
+    if (m->rst && m->rx >= 0 && L(&P[m->rx]) > 0)
+        reset = 1;
+    if (reset)
+        err = -ECONNRESET;
+    /* R22: this end's wakers are dropped, never called. */
+    if (m->rx >= 0)
+        P[m->rx].rd = -1;
+    if (m->tx >= 0)
+        P[m->tx].wr = -1;
+    if (m->tx >= 0 && reset)
+        model_reset(m->tx);
+    else if (m->tx >= 0)
+        model_close_write(m->tx, err); /* R19, R20 */
+    if (m->rx >= 0)
+        model_close_read(m->rx, err);
+    m->open = 0;
+    m->h = NULL;
+}
+
 static void op_close(struct in *in)
 {
     cur_op = "mempipe_close";
@@ -466,23 +643,113 @@ static void op_close(struct in *in)
         mempipe_close(NULL); /* R22: a no-op */
         return;
     }
-    struct mend *m = &E[e];
-    /* R22: this end's wakers are dropped, never called. */
-    if (m->rx >= 0)
-        P[m->rx].rd = -1;
-    if (m->tx >= 0)
-        P[m->tx].wr = -1;
-    if (m->tx >= 0)
-        model_close_write(m->tx); /* R19, R20 */
-    if (m->rx >= 0) {
-        struct mpipe *p = &P[m->rx];
-        p->rclosed = 1;
-        model_wake(&p->wr); /* R19, R20 */
-        p->head = p->tail;  /* R21: unread bytes discarded */
+    mempipe *h = E[e].h;
+    model_close(e, 0, 0);
+    mempipe_close(h);
+}
+
+/* R37's errors: good ones, then ones that must be -EINVAL. */
+static const int close_errs[] = {-EIO,    -ECONNRESET, -EPIPE, -ETIMEDOUT,
+                                 -4095,   0,           1,      4096,
+                                 -EAGAIN, -4096,       INT_MIN};
+#define GOOD_CLOSE_ERRS 5
+
+static void op_close_with_error(struct in *in)
+{
+    cur_op = "mempipe_close_with_error";
+    int e = end_arg(in);
+    int i = u8(in) % (sizeof close_errs / sizeof close_errs[0]);
+    int err = close_errs[i];
+    if (e == -2)
+        return;
+    if (e < 0 || i >= GOOD_CLOSE_ERRS) {
+        /* -EINVAL, and nothing closes: the state checks show it. */
+        EXPECT_RC(-EINVAL,
+                  mempipe_close_with_error(e < 0 ? NULL : E[e].h, err));
+        return;
     }
-    mempipe_close(m->h);
-    m->open = 0;
-    m->h = NULL;
+    mempipe *h = E[e].h;
+    model_close(e, err, 0);
+    EXPECT_RC(0, mempipe_close_with_error(h, err));
+}
+
+static void op_abort(struct in *in)
+{
+    cur_op = "mempipe_abort";
+    int e = end_arg(in);
+    if (e == -2)
+        return;
+    if (e < 0) {
+        mempipe_abort(NULL); /* a no-op */
+        return;
+    }
+    mempipe *h = E[e].h;
+    model_close(e, -ECONNRESET, 1);
+    mempipe_abort(h);
+}
+
+static void op_rst_on_unread(struct in *in)
+{
+    cur_op = "mempipe_set_rst_on_unread";
+    int e = end_arg(in);
+    int on = u8(in) % 4; /* any non-zero is on */
+    if (e == -2)
+        return;
+    int r = mempipe_set_rst_on_unread(e < 0 ? NULL : E[e].h, on);
+    if (e < 0) {
+        EXPECT_RC(-EINVAL, r);
+    } else if (E[e].rx < 0) {
+        EXPECT_RC(-EBADF, r); /* a simplex writer never reads */
+    } else {
+        EXPECT_RC(0, r);
+        E[e].rst = on != 0;
+    }
+}
+
+/* fail_err values: negative errnos, then ones R48 refuses with a failure. */
+static const int fail_errs[] = {-EIO, -ECONNRESET, -EPIPE,  -ENOMEM, -4095,
+                                0,    1,           -EAGAIN, -4096,   INT_MIN};
+#define GOOD_FAIL_ERRS 5
+
+static void op_set_faults(struct in *in)
+{
+    cur_op = "mempipe_set_faults";
+    int e = end_arg(in);
+    uint8_t how = u8(in);
+    mempipe_faults f = {0};
+    f.max_read = u8(in) % 8;
+    f.max_write = u8(in) % 8;
+    f.chunk_seed = how & 1 ? u8(in) : 0;
+    f.fail_read_at = u8(in) % 8;
+    f.fail_write_at = u8(in) % 8;
+    int ei = u8(in) % (sizeof fail_errs / sizeof fail_errs[0]);
+    f.fail_err = fail_errs[ei];
+    f.pending_every = u8(in) % 6;
+    if (how & 2)
+        f.fail_read_at = 0;
+    if (how & 4)
+        f.fail_write_at = 0;
+    int clear = how % 16 >= 12; /* NULL: clear them all */
+    if (e == -2)
+        return;
+    int r = mempipe_set_faults(e < 0 ? NULL : E[e].h, clear ? NULL : &f);
+    int bad = !clear && (f.fail_read_at != 0 || f.fail_write_at != 0) &&
+              ei >= GOOD_FAIL_ERRS;
+    if (e < 0 || bad) {
+        EXPECT_RC(-EINVAL, r); /* and nothing changes */
+        return;
+    }
+    EXPECT_RC(0, r);
+    struct mend *m = &E[e];
+    if (clear)
+        memset(&f, 0, sizeof f);
+    m->f[0] = (struct mdir){f.max_read, model_seed(f.chunk_seed, 0x5244u),
+                            f.fail_read_at, 0};
+    m->f[1] = (struct mdir){f.max_write, model_seed(f.chunk_seed, 0x5752u),
+                            f.fail_write_at, 0};
+    m->fail_err = f.fail_err;
+    m->pending_every = f.pending_every;
+    m->polls = 0;
 }
 
 static void op_create(struct in *in)
@@ -574,6 +841,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     for (int ops = 0; in.n > 0 && ops < 4096; ops++) {
         uint8_t op = u8(&in);
+        if (op >= 192) {
+            switch (op % 4) {
+            case 0:
+                op_close_with_error(&in);
+                break;
+            case 1:
+                op_abort(&in);
+                break;
+            case 2:
+                op_rst_on_unread(&in);
+                break;
+            default:
+                op_set_faults(&in);
+                break;
+            }
+            check_wakers();
+            check_state();
+            continue;
+        }
         switch (op % 12) {
         case 0:
         case 1:

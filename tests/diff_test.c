@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Differential test: the same seeded random sequences of writes, writevs,
- * reads, shutdowns and closes, on both ends, run on a mempipe duplex and on a
- * non-blocking socketpair(AF_UNIX, SOCK_STREAM). What the SPEC says must
- * match is compared; what it lets differ is not:
+ * reads, shutdowns, closes and resets, on both ends, run on a mempipe duplex
+ * and on a non-blocking socketpair(AF_UNIX, SOCK_STREAM). What the SPEC says
+ * must match is compared; what it lets differ is not:
  *
  *   compared   the exact byte stream each end receives and its order (both
  *              are checked against the same intended stream, and the totals
@@ -21,6 +21,32 @@
  *   difference ECONNRESET once to the peer's read (after the peer's buffered
  *              bytes); mempipe reads EOF (R9). The socket side accepts
  *              ECONNRESET exactly in that case and then expects EOF.
+ *
+ *   resets     Two operations have a socket analogue of a reset:
+ *              mempipe_abort() against setsockopt(SO_LINGER {1, 0}) + close
+ *              (no flush of the writer's tail first), and
+ *              mempipe_set_rst_on_unread(end, 1) + close against a plain
+ *              close (after the usual flush). Measured on Linux 6.18,
+ *              AF_UNIX stream: SO_LINGER {1, 0} is accepted and changes
+ *              nothing, it is the same as a plain close. Whether the peer
+ *              sees a reset depends only on bytes unread in the closer's
+ *              receive queue: with some, the peer's reads return every byte
+ *              already buffered for it, then ECONNRESET once, then 0 on
+ *              every later read; with none, the bytes, then 0. The peer's
+ *              sends get EPIPE either way, the first one too, and they do
+ *              not consume the pending ECONNRESET. mempipe (R38, R39): an
+ *              abort always resets, rst_on_unread + close resets exactly
+ *              when the closer had unread bytes (the kernel's condition);
+ *              a reset discards the bytes buffered for the peer at once
+ *              (mempipe_readable() 0, checked), the peer's every read is
+ *              -ECONNRESET (sticky, never EOF), and its writes are
+ *              -ECONNRESET unless it had shut down its own side (-EPIPE).
+ *              Compared there: on both sides, every byte read before the
+ *              reset is the intended stream in order, writes fail, and the
+ *              ends open are the same; the kernel side still delivers every
+ *              byte it accepted before its EOF. A direction whose writer
+ *              mempipe reset is left out of the final delivered-total
+ *              comparison (mempipe discarded what the kernel delivers).
  *
  * Writes use a per-implementation "pending" tail: a try-write sends what it
  * can of the intended stream, and before a shutdown or close the writer
@@ -78,6 +104,7 @@ struct side {
     uint64_t received[2]; /* bytes end 1-d read */
     int eof[2];           /* end 1-d has read EOF */
     int reset_ok[2];      /* socket: one ECONNRESET allowed on this read */
+    int rst[2];           /* mempipe: end d closed with a reset (R38, R39) */
     size_t cap;           /* mempipe M */
 };
 
@@ -85,6 +112,7 @@ struct side {
 static uint64_t cur_seed;
 static int cur_step;
 static unsigned long long n_ops, n_bytes, n_eof, n_epipe, n_reset;
+static unsigned long long n_abort, n_rst_close, n_mp_reset, n_mp_reset_w;
 
 #define CHECK(cond, ...)                                                       \
     do {                                                                       \
@@ -141,6 +169,13 @@ static ssize_t do_read(struct side *s, int e, size_t len, unsigned char *buf)
     uint64_t buffered = s->accepted[d] - s->received[d];
     ssize_t r = side_read(s, e, buf, len);
     n_ops++;
+    if (s->kind == IMPL_MEMPIPE && s->rst[d]) {
+        /* R38: the bytes are gone, every read is -ECONNRESET. */
+        CHECK(r == -ECONNRESET, "mempipe: end %d read %zd after the reset", e,
+              r);
+        n_mp_reset++;
+        return r;
+    }
     if (r > 0) {
         CHECK((uint64_t)r <= buffered && (size_t)r <= len,
               "%s: read %zd bytes on end %d with %" PRIu64 " buffered",
@@ -204,9 +239,17 @@ static ssize_t do_write(struct side *s, int e, size_t len, uint64_t *rng,
     n_ops++;
     int must_fail = s->shut[e] || !s->open[1 - e];
     if (must_fail) {
-        CHECK(r == -EPIPE, "%s: write on end %d returned %zd, want -EPIPE",
-              impl_name[s->kind], e, r);
-        n_epipe++;
+        /* R38: the reader's reset, unless this end shut down first; the
+         * kernel's send is EPIPE after any close. */
+        int want = s->kind == IMPL_MEMPIPE && !s->shut[e] && s->rst[1 - e]
+                       ? -ECONNRESET
+                       : -EPIPE;
+        CHECK(r == want, "%s: write on end %d returned %zd, want %d",
+              impl_name[s->kind], e, r, want);
+        if (want == -EPIPE)
+            n_epipe++;
+        else
+            n_mp_reset_w++;
         return r;
     }
     if (s->kind == IMPL_MEMPIPE) {
@@ -236,7 +279,7 @@ static void flush(struct side *s, int e, uint64_t *rng, unsigned char *wbuf,
         uint64_t left = s->intent[e] - s->accepted[e];
         ssize_t r =
             do_write(s, e, left < MAX_CHUNK ? left : MAX_CHUNK, rng, wbuf);
-        if (r == -EPIPE)
+        if (r == -EPIPE || r == -ECONNRESET)
             return; /* the reader is gone: nothing left to deliver */
         if (r == -EAGAIN) {
             ssize_t got = do_read(s, 1 - e, MAX_CHUNK, rbuf);
@@ -263,19 +306,46 @@ static void do_shutdown(struct side *s, int e, uint64_t *rng,
     n_ops++;
 }
 
-static void do_close(struct side *s, int e, uint64_t *rng, unsigned char *wbuf,
-                     unsigned char *rbuf)
+/*
+ * Closes end e: mode 0 a plain close, 1 with rst_on_unread on (mempipe; the
+ * socket's close is plain), 2 a reset (mempipe_abort; SO_LINGER {1, 0} and
+ * close, without flushing the tail first).
+ */
+static void do_close(struct side *s, int e, int mode, uint64_t *rng,
+                     unsigned char *wbuf, unsigned char *rbuf)
 {
-    if (s->open[1 - e] && !s->shut[e])
+    if (mode != 2 && s->open[1 - e] && !s->shut[e])
         flush(s, e, rng, wbuf, rbuf);
-    /* Bytes end e never read: the kernel then resets the peer's read. */
+    /* Bytes end e never read: the kernel then resets the peer's read, and
+     * so does mempipe with rst_on_unread (R39). */
     int d_in = 1 - e;
-    if (s->kind == IMPL_SOCKET && s->accepted[d_in] > s->received[d_in])
+    int unread = s->accepted[d_in] > s->received[d_in];
+    if (s->kind == IMPL_SOCKET && unread)
         s->reset_ok[e] = 1;
-    if (s->kind == IMPL_MEMPIPE)
-        mempipe_close(s->mp[e]);
-    else
+    if (s->kind == IMPL_MEMPIPE) {
+        if (mode == 1)
+            CHECK(mempipe_set_rst_on_unread(s->mp[e], 1) == 0,
+                  "mempipe: set_rst_on_unread failed");
+        if (mode == 2)
+            mempipe_abort(s->mp[e]);
+        else
+            mempipe_close(s->mp[e]);
+        s->rst[e] = mode == 2 || (mode == 1 && unread);
+        if (s->rst[e] && s->open[1 - e]) /* R38: discarded at once */
+            CHECK(mempipe_readable(s->mp[1 - e]) == 0,
+                  "mempipe: %zu bytes readable after the reset",
+                  mempipe_readable(s->mp[1 - e]));
+    } else {
+        if (mode == 2) {
+            struct linger lg = {1, 0};
+            CHECK(setsockopt(s->fd[e], SOL_SOCKET, SO_LINGER, &lg, sizeof lg) ==
+                      0,
+                  "SO_LINGER: %s", strerror(errno));
+        }
         close(s->fd[e]);
+    }
+    n_abort += mode == 2 && s->kind == IMPL_MEMPIPE;
+    n_rst_close += mode == 1 && s->kind == IMPL_MEMPIPE;
     s->open[e] = 0;
     n_ops++;
 }
@@ -304,11 +374,17 @@ static void finish(struct side *s, uint64_t *rng, unsigned char *wbuf,
         int d = 1 - e;
         if (!s->open[e])
             continue;
-        for (int guard = 0; !s->eof[d]; guard++) {
+        int mp_reset = s->kind == IMPL_MEMPIPE && s->rst[d];
+        for (int guard = 0; !s->eof[d] && !mp_reset; guard++) {
             CHECK(guard < 1000000, "%s: no EOF", impl_name[s->kind]);
             ssize_t r = do_read(s, e, MAX_CHUNK, rbuf);
             CHECK(r != -EAGAIN, "%s: -EAGAIN after the peer shut down",
                   impl_name[s->kind]);
+        }
+        if (mp_reset) { /* R38: also over an EOF read before; sticky */
+            do_read(s, e, 16, rbuf);
+            do_read(s, e, 16, rbuf);
+            continue;
         }
         /* R5: EOF every time after. (The kernel may still report a reset
          * that a later close of the peer raised, once: do_read allows it
@@ -320,7 +396,7 @@ static void finish(struct side *s, uint64_t *rng, unsigned char *wbuf,
     }
     for (int e = 0; e < 2; e++)
         if (s->open[e])
-            do_close(s, e, rng, wbuf, rbuf);
+            do_close(s, e, 0, rng, wbuf, rbuf);
 }
 
 static const size_t caps[] = {1, 3, 64, 255, 256, 257, 4096, 65536, 1 << 20};
@@ -364,12 +440,17 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
                     flush(s, e, &slice_rng[k], wbuf, rbuf);
                 else
                     do_write(s, e, len, &slice_rng[k], wbuf);
-            } else if (op < 85) {
+            } else if (op < 83) {
                 do_read(s, e, len, rbuf);
-            } else if (op < 95) {
+            } else if (op < 93) {
                 do_shutdown(s, e, &slice_rng[k], wbuf, rbuf);
             } else {
-                do_close(s, e, &slice_rng[k], wbuf, rbuf);
+                /* 93-95 close, 96-97 rst_on_unread + close, 98-99 abort */
+                do_close(s, e,
+                         op < 96   ? 0
+                         : op < 98 ? 1
+                                   : 2,
+                         &slice_rng[k], wbuf, rbuf);
             }
         }
     }
@@ -387,7 +468,7 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
      * it had read depends on the read counts, which are not compared.)
      */
     for (int d = 0; d < 2; d++) {
-        if (!reader_open[d])
+        if (!reader_open[d] || sd[IMPL_MEMPIPE].rst[d])
             continue;
         CHECK(sd[0].eof[d] && sd[1].eof[d],
               "direction %d: EOF seen by mempipe %d, socketpair %d", d,
@@ -422,8 +503,10 @@ test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
         run_sequence(first + i, wbuf, rbuf);
     printf("diff_test: %" PRIu64 " sequences from seed %" PRIu64
            ", %llu ops, %llu bytes delivered, %llu EOFs, %llu EPIPEs, "
-           "%llu socket ECONNRESETs\n",
-           count, first, n_ops, n_bytes, n_eof, n_epipe, n_reset);
+           "%llu socket ECONNRESETs; %llu aborts, %llu rst_on_unread closes, "
+           "mempipe -ECONNRESET on %llu reads and %llu writes\n",
+           count, first, n_ops, n_bytes, n_eof, n_epipe, n_reset, n_abort,
+           n_rst_close, n_mp_reset, n_mp_reset_w);
     assert_true(n_ops > count); /* every sequence did something */
     free(wbuf);
     free(rbuf);
@@ -475,6 +558,61 @@ static void test_R9_close_with_unread_bytes_is_eof_not_reset(void **state)
     mempipe_close(b);
 }
 
+/*
+ * The reset analogues, pinned as measured (Linux 6.18, AF_UNIX stream):
+ * SO_LINGER {1, 0} changes nothing on AF_UNIX; only bytes unread by the
+ * closer make a reset, which the peer reads after its buffered bytes, once,
+ * then EOF; its sends get EPIPE. mempipe's abort (and rst_on_unread + close
+ * with unread bytes) discards the peer's bytes at once and is sticky (R38).
+ */
+static ssize_t sock_rc(ssize_t r)
+{
+    return r < 0 ? -errno : r;
+}
+
+static void test_R38_R39_reset_as_measured_on_af_unix(void **state)
+{
+    (void)state;
+    struct linger lg = {1, 0};
+    char buf[8];
+    for (int unread = 0; unread < 2; unread++) {
+        int fd[2];
+        assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fd));
+        assert_rc(2, send(fd[0], "ab", 2, MSG_NOSIGNAL));
+        if (unread)
+            assert_rc(2, send(fd[1], "cd", 2, MSG_NOSIGNAL));
+        assert_rc(0, setsockopt(fd[0], SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+        close(fd[0]);
+        assert_rc(-EPIPE, sock_rc(send(fd[1], "x", 1, MSG_NOSIGNAL)));
+        assert_rc(2, sock_rc(recv(fd[1], buf, sizeof buf, MSG_DONTWAIT)));
+        if (unread)
+            assert_rc(-ECONNRESET,
+                      sock_rc(recv(fd[1], buf, sizeof buf, MSG_DONTWAIT)));
+        assert_rc(0, sock_rc(recv(fd[1], buf, sizeof buf, MSG_DONTWAIT)));
+        assert_rc(0, sock_rc(recv(fd[1], buf, sizeof buf, MSG_DONTWAIT)));
+        assert_rc(-EPIPE, sock_rc(send(fd[1], "x", 1, MSG_NOSIGNAL)));
+        close(fd[1]);
+    }
+    for (int how = 0; how < 2; how++) { /* abort; rst_on_unread + close */
+        mempipe *a, *b;
+        assert_rc(0, mempipe_duplex(16, &a, &b));
+        assert_rc(2, mempipe_poll_write(a, "ab", 2, NULL));
+        assert_rc(2, mempipe_poll_write(b, "cd", 2, NULL));
+        if (how == 0) {
+            mempipe_abort(a);
+        } else {
+            assert_rc(0, mempipe_set_rst_on_unread(a, 1));
+            mempipe_close(a);
+        }
+        assert_rc(0, mempipe_readable(b));
+        assert_rc(-ECONNRESET, mempipe_poll_write(b, "x", 1, NULL));
+        assert_rc(-ECONNRESET, mempipe_poll_read(b, buf, sizeof buf, NULL));
+        assert_rc(-ECONNRESET, mempipe_poll_read(b, buf, sizeof buf, NULL));
+        assert_rc(-ECONNRESET, mempipe_poll_write(b, "x", 1, NULL));
+        mempipe_close(b);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* belt and braces: MSG_NOSIGNAL is used */
@@ -483,6 +621,7 @@ int main(void)
             test_R4_R5_R9_R10_R21_random_sequences_match_socketpair),
         cmocka_unit_test(test_R8_R14_zero_lengths),
         cmocka_unit_test(test_R9_close_with_unread_bytes_is_eof_not_reset),
+        cmocka_unit_test(test_R38_R39_reset_as_measured_on_af_unix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
