@@ -4,10 +4,9 @@
 
 .PHONY: man man-check
 
-## Generate the man pages (one per public function, plus mempipe(7)) in $(BUILD)/man
-man: $(BUILD)/.configured
+man: ## the man pages (one per public function, mempipe(7)) in $(BUILD)/man
+	$(call configure,$(BUILD),test,)
 	cmake --build $(BUILD) -j $(JOBS) --target mempipe_man
 
-## Render every generated man page with man --warnings; any warning fails
-man-check: man
+man-check: man ## render every generated man page with man --warnings; any warning fails
 	@sh scripts/man-check.sh $(BUILD)/man
