@@ -478,12 +478,16 @@ MEMPIPE_EXTERN int mempipe_writable_fd(mempipe *end);
  *                        and machine for the same sequence of calls.
  *   fail_read_at,        the Nth read (write) call and every later one in
  *   fail_write_at        that direction fail with fail_err (1-based; 0:
- *                        never). Counted from mempipe_set_faults() are the
- *                        calls that would move bytes: len > 0 and not
- *                        pending (a read with bytes, EOF or an error to
- *                        report; a write with room or a close to report).
- *                        A broken transport stays broken, as Beast's
- *                        fail_count. A failed call changes nothing.
+ *                        never). The count starts at mempipe_set_faults()
+ *                        and counts only the calls that would not wait:
+ *                        len > 0, and a read with bytes, EOF or an error to
+ *                        report, or a write with room or a close to report
+ *                        (a call that would return -EAGAIN, or a blocking
+ *                        call's round that waits, is not counted). A broken
+ *                        transport stays broken, as Beast's fail_count. A
+ *                        failed call changes nothing, and the peer does not
+ *                        see it: to show the peer a broken transport too,
+ *                        close or abort the end when its call fails.
  *   fail_err             the negative errno those calls return (-EIO,
  *                        -ECONNRESET, ...).
  *   pending_every        != 0: every Nth poll call with len > 0 on this end
@@ -536,8 +540,11 @@ MEMPIPE_EXTERN int mempipe_set_faults(mempipe *end, const mempipe_faults *f);
  *   faults          calls failed, capped or made pending by injected faults
  *   peak_buffered   the most bytes buffered for the peer after a write of
  *                   this end
+ *   failed          calls failed by fail_read_at / fail_write_at alone (so
+ *                   a loop can tell whether its failure point was reached)
  *
- * The byte counts come from the pipe's positions and are always exact.
+ * The byte counts come from the pipe's positions and are always exact
+ * (bytes a reset discarded, R38, are not counted as read).
  * Every other field counts only from the first mempipe_get_stats(),
  * mempipe_set_faults() or mempipe_set_tap() on the end: call
  * mempipe_get_stats() once when you set the end up to count everything.
@@ -548,6 +555,7 @@ typedef struct mempipe_stats {
     uint64_t bytes_written, bytes_read, writes, reads, pending_writes,
         pending_reads, wakes, parks, faults;
     size_t peak_buffered;
+    uint64_t failed; /* appended after the fields the API contract names */
 } mempipe_stats;
 
 /*

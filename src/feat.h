@@ -34,8 +34,8 @@ struct mempipe__feat {
     atomic_ullong polls; /* poll calls with len > 0, both directions */
     void (*tap)(void *ctx, int dir, const void *data, size_t len);
     void *tap_ctx;
-    atomic_ullong wakes, faults; /* both directions: relaxed adds */
-    atomic_size_t peak;          /* the writer's thread only */
+    atomic_ullong wakes, faults, failed; /* both directions: relaxed adds */
+    atomic_size_t peak;                  /* the writer's thread only */
 };
 
 /* The end's record, or NULL if it never used a feature. Any thread. */

@@ -165,6 +165,7 @@ ssize_t mempipe__hook_io(mempipe *end, const struct mempipe__io *io,
         if (d->fail_at != 0 && !would_wait(p, rd) &&
             ++d->counted >= d->fail_at) {
             add(&ft->faults, 1);
+            add(&ft->failed, 1);
             return ft->fail_err; /* changes nothing */
         }
         size_t cap = cap_of(d);

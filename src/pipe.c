@@ -60,7 +60,14 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
             if (stored)
                 mempipe__slot_cancel(&p->rd);
             /* R38: the bytes are gone, this call and every later one. As
-             * the consumer this thread may discard them. */
+             * the consumer this thread may discard them. Release: the cut
+             * before the read position moves past it (feat.c reads the
+             * position first). */
+            size_t none = SIZE_MAX;
+            atomic_compare_exchange_strong_explicit(
+                &p->ring.cut, &none,
+                atomic_load_explicit(&p->ring.rpos, memory_order_relaxed),
+                memory_order_release, memory_order_relaxed);
             while (mempipe__ring_read(&p->ring, NULL, (size_t)-1) > 0)
                 ;
             return MEMPIPE__RERR_OF(fl);

@@ -32,6 +32,7 @@ void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
     atomic_init(&r->wpos, 0);
     r->wnext = 0;
     atomic_init(&r->rpos, 0);
+    atomic_init(&r->cut, SIZE_MAX);
     atomic_init(&r->spare, NULL);
     r->max_seg = capacity < MAX_SEG ? capacity : MAX_SEG;
     r->seg_size = r->max_seg < MIN_SEG ? r->max_seg : MIN_SEG;
@@ -210,6 +211,7 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
     }
     size_t take = avail < len ? avail : len;
     unsigned char *dst = buf;
+
     struct mempipe__seg *h = r->head;
     size_t done = 0;
 

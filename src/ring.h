@@ -71,6 +71,10 @@ struct mempipe__ring {
     size_t rend;               /* stream position just past the head */
     struct mempipe__seg *head; /* consumer-owned */
     size_t wpos_seen;          /* consumer's last view of wpos, no bit */
+    /* Where the consumer stopped reading and began to discard (a reset,
+     * R38), or SIZE_MAX: the statistics' bytes read. Set by the consumer
+     * before it discards; any thread may read it. */
+    atomic_size_t cut;
 
     /* Shared, rarely written. */
     _Alignas(MEMPIPE__CACHELINE) _Atomic(struct mempipe__seg *) spare;
