@@ -132,8 +132,8 @@ int mempipe_get_stats(const mempipe *end, mempipe_stats *out)
         out->bytes_written = position(&tx->ring.wpos);
     if (rx != NULL)
         out->bytes_read = bytes_read(&rx->ring);
-    /* Counting starts here if it had not: the record belongs to the end,
-     * which the const only promises this call leaves as it was. */
+    /* Counting starts here if it had not (mempipe.h says so): making the
+     * record is the one change this call makes to the end, hence the cast. */
     struct mempipe__feat *ft = get_feat((mempipe *)(uintptr_t)end);
     if (ft == NULL)
         return -ENOMEM;

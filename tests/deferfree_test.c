@@ -34,6 +34,15 @@ static void closer_wake(void *ctx)
     c->first = c->second = NULL;
 }
 
+/* A duplex of capacity cap whose waker w closes a, then b, when called. */
+static mempipe_waker tear_down_on_wake(struct closer *c, size_t cap,
+                                       mempipe **a, mempipe **b)
+{
+    assert_rc(0, mempipe_duplex(cap, a, b));
+    *c = (struct closer){.first = *a, .second = *b};
+    return (mempipe_waker){closer_wake, c};
+}
+
 /* A loopback reader waker that reads to EOF, then closes the end. */
 struct eof_closer {
     mempipe *end;
@@ -92,9 +101,8 @@ static void test_R32_waker_tears_down_inside_peer_write(void **state)
     (void)state;
     mempipe *a = NULL, *b = NULL;
     char buf[8];
-    assert_rc(0, mempipe_duplex(16, &a, &b));
-    struct closer c = {.first = a, .second = b};
-    mempipe_waker w = {closer_wake, &c};
+    struct closer c;
+    mempipe_waker w = tear_down_on_wake(&c, 16, &a, &b);
     assert_rc(-EAGAIN, mempipe_poll_read(a, buf, sizeof buf, &w));
     assert_rc(3, mempipe_poll_write(b, "abc", 3, NULL));
     assert_rc(1, c.calls);
@@ -105,9 +113,8 @@ static void test_R32_waker_tears_down_inside_peer_writev(void **state)
     (void)state;
     mempipe *a = NULL, *b = NULL;
     char buf[8];
-    assert_rc(0, mempipe_duplex(16, &a, &b));
-    struct closer c = {.first = a, .second = b};
-    mempipe_waker w = {closer_wake, &c};
+    struct closer c;
+    mempipe_waker w = tear_down_on_wake(&c, 16, &a, &b);
     assert_rc(-EAGAIN, mempipe_poll_read(a, buf, sizeof buf, &w));
     struct iovec iov[2] = {{"ab", 2}, {"cd", 2}};
     assert_rc(4, mempipe_poll_writev(b, iov, 2, NULL));
@@ -120,9 +127,8 @@ static void test_R32_waker_tears_down_inside_peer_read(void **state)
     (void)state;
     mempipe *a = NULL, *b = NULL;
     char buf[8];
-    assert_rc(0, mempipe_duplex(4, &a, &b));
-    struct closer c = {.first = a, .second = b};
-    mempipe_waker w = {closer_wake, &c};
+    struct closer c;
+    mempipe_waker w = tear_down_on_wake(&c, 4, &a, &b);
     assert_rc(4, mempipe_poll_write(a, "abcd", 4, NULL));
     assert_rc(-EAGAIN, mempipe_poll_write(a, "e", 1, &w));
     assert_rc(2, mempipe_poll_read(b, buf, 2, NULL));
@@ -134,9 +140,8 @@ static void test_R32_waker_tears_down_inside_peer_blocking_read(void **state)
     (void)state;
     mempipe *a = NULL, *b = NULL;
     char buf[8];
-    assert_rc(0, mempipe_duplex(4, &a, &b));
-    struct closer c = {.first = a, .second = b};
-    mempipe_waker w = {closer_wake, &c};
+    struct closer c;
+    mempipe_waker w = tear_down_on_wake(&c, 4, &a, &b);
     assert_rc(4, mempipe_poll_write(a, "abcd", 4, NULL));
     assert_rc(-EAGAIN, mempipe_poll_write(a, "e", 1, &w));
     assert_rc(4, mempipe_read(b, buf, sizeof buf));
@@ -150,9 +155,8 @@ static void test_R32_waker_tears_down_inside_peer_blocking_write(void **state)
     (void)state;
     mempipe *a = NULL, *b = NULL;
     char buf[8];
-    assert_rc(0, mempipe_duplex(4, &a, &b));
-    struct closer c = {.first = a, .second = b};
-    mempipe_waker w = {closer_wake, &c};
+    struct closer c;
+    mempipe_waker w = tear_down_on_wake(&c, 4, &a, &b);
     assert_rc(-EAGAIN, mempipe_poll_read(a, buf, sizeof buf, &w));
     assert_rc(4, mempipe_write(b, "abcdefgh", 8));
     assert_rc(1, c.calls);
@@ -163,9 +167,8 @@ static void test_R32_waker_tears_down_inside_own_shutdown(void **state)
 {
     (void)state;
     mempipe *a = NULL, *b = NULL;
-    assert_rc(0, mempipe_duplex(4, &a, &b));
-    struct closer c = {.first = a, .second = b};
-    mempipe_waker w = {closer_wake, &c};
+    struct closer c;
+    mempipe_waker w = tear_down_on_wake(&c, 4, &a, &b);
     assert_rc(4, mempipe_poll_write(a, "abcd", 4, NULL));
     assert_rc(-EAGAIN, mempipe_poll_write(a, "e", 1, &w));
     assert_rc(0, mempipe_shutdown(a));
@@ -192,11 +195,10 @@ static void test_R32_waker_tears_down_with_fds_watched(void **state)
     (void)state;
     mempipe *a = NULL, *b = NULL;
     char buf[8];
-    assert_rc(0, mempipe_duplex(16, &a, &b));
+    struct closer c;
+    mempipe_waker w = tear_down_on_wake(&c, 16, &a, &b);
     assert_true(mempipe_readable_fd(a) >= 0);
     assert_true(mempipe_writable_fd(b) >= 0);
-    struct closer c = {.first = a, .second = b};
-    mempipe_waker w = {closer_wake, &c};
     assert_rc(-EAGAIN, mempipe_poll_read(a, buf, sizeof buf, &w));
     assert_rc(3, mempipe_poll_write(b, "abc", 3, NULL));
     assert_rc(1, c.calls);
