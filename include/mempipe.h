@@ -375,6 +375,133 @@ MEMPIPE_EXTERN int mempipe_poll_shutdown(mempipe *end,
                                          const mempipe_waker *waker);
 
 /* ----------------------------------------------------------------------- */
+/* Zero-copy windows and low-water marks                                    */
+/* ----------------------------------------------------------------------- */
+
+/*
+ * Reserves free space to write into in place (.NET Pipelines' GetMemory,
+ * Mojo's two-phase write): fills iov[0] (and iov[1] when the space lies at
+ * a segment boundary) with spans of free space, together at least 1 and at
+ * most want bytes, in stream order. Write bytes into them, then
+ * mempipe_write_commit() publishes a prefix of them. The spans are the
+ * library's memory, valid for writing only until the commit or the end's
+ * close; the reader runs meanwhile, unaffected.
+ * Returns 1 or 2, the number of spans.
+ * Errors: -EAGAIN if the pipe is full: a non-NULL waker is stored exactly
+ *         as by a pending mempipe_poll_write() (called once when space
+ *         frees, honouring the write mark, or the pipe closes);
+ *         -EPIPE (or the peer's close error) as mempipe_poll_write();
+ *         -ENOMEM if a segment could not be allocated;
+ *         -EINVAL if end or iov is NULL, want is 0, the waker's wake is
+ *         NULL, or a reservation is already open (commit it first);
+ *         -EBADF for a simplex reader end. A failed call reserves nothing.
+ * While a reservation is open, copy writes (mempipe_poll_write(), ...) on
+ * this end return -EBUSY. Budget, faults (a cap limits the span total),
+ * statistics and taps apply as to a write. SPEC R62, R66.
+ * Thread: the one thread currently writing this end.
+ */
+MEMPIPE_EXTERN int mempipe_write_reserve(mempipe *end, size_t want,
+                                         struct iovec iov[2],
+                                         const mempipe_waker *waker);
+
+/*
+ * Publishes the first n bytes of the open reservation (0 <= n <= the
+ * reserved total; 0 publishes nothing) and ends it; a later reserve starts
+ * after them. Wakes the peer's parked reader, as a write does.
+ * Returns 0.
+ * Errors: -EINVAL for a NULL end, no reservation open, or n above the
+ *         reserved total (the reservation stays open, nothing changes);
+ *         -EPIPE (or the peer's close error) if the pipe closed since the
+ *         reserve: nothing is published and the reservation is over;
+ *         -EBADF for a simplex reader end. SPEC R62, R66.
+ * Thread: the one thread currently writing this end.
+ */
+MEMPIPE_EXTERN int mempipe_write_commit(mempipe *end, size_t n);
+
+/*
+ * Shows the buffered bytes in place (Pipelines' ReadAsync, Mojo's
+ * two-phase read): fills iov[0] (and iov[1] at a segment boundary) with
+ * spans of the oldest buffered bytes, in order, without taking them. Read
+ * them in place, then mempipe_read_consume() releases a prefix. The spans
+ * are the library's memory, valid for reading until the consume or the
+ * end's close; the writer runs meanwhile (it appends after them). Peeking
+ * again before consuming returns a view that may have grown.
+ * Returns 1 or 2, the number of spans; 0 at end of file (or the writer's
+ * close error, as mempipe_poll_read(): R37, R38).
+ * Errors: -EAGAIN if nothing is buffered — or nothing new since the bytes
+ *         mempipe_read_consume_examined() declared examined — and the
+ *         writer is open: a non-NULL waker is stored as by a pending read
+ *         (called once new bytes arrive, honouring the read mark, or EOF);
+ *         -EINVAL if end or iov is NULL or the waker's wake is NULL;
+ *         -EBADF for a simplex writer end.
+ * While a peek is open, copy reads on this end return -EBUSY. Budget,
+ * faults (a cap limits the bytes shown), statistics and taps apply as to
+ * a read. SPEC R63, R64, R66.
+ * Thread: the one thread currently reading this end.
+ */
+MEMPIPE_EXTERN int mempipe_read_peek(mempipe *end, struct iovec iov[2],
+                                     const mempipe_waker *waker);
+
+/*
+ * Releases the first n of the bytes the open peek showed (0 <= n <= shown;
+ * 0 releases nothing) and ends the peek; their space goes back to the
+ * writer, whose parked call is woken as after a read.
+ * Returns 0.
+ * Errors: -EINVAL for a NULL end, no peek open, or n above the bytes shown
+ *         (the peek stays open, nothing changes); -EBADF for a simplex
+ *         writer end. SPEC R63, R66.
+ * Thread: the one thread currently reading this end.
+ */
+MEMPIPE_EXTERN int mempipe_read_consume(mempipe *end, size_t n);
+
+/*
+ * mempipe_read_consume() that also says how far the reader looked
+ * (Pipelines' AdvanceTo(consumed, examined)): releases consumed bytes and
+ * declares the first examined of the bytes shown (consumed <= examined <=
+ * shown) looked at. The next mempipe_read_peek() then waits (-EAGAIN, its
+ * waker stored) until a byte arrives past the examined ones — the pattern
+ * of an incremental parser that needs more input, without busy loops —
+ * unless the writer has shut down, when it shows what is left.
+ * Returns 0. Errors: -EINVAL for a NULL end, no peek open, or the counts
+ * out of order (nothing changes); -EBADF for a simplex writer end.
+ * SPEC R64. Thread: the one thread currently reading this end.
+ */
+MEMPIPE_EXTERN int mempipe_read_consume_examined(mempipe *end, size_t consumed,
+                                                 size_t examined);
+
+/*
+ * The read low-water mark (SO_RCVLOWAT): this end's stored read wakers
+ * (poll_read, poll_readv, read_peek, poll_readable) are called only once
+ * at least min(n, the call's len) bytes are buffered, or at EOF or an
+ * error; mempipe_poll_readable(), mempipe_wait_readable(), the blocking
+ * reads and the pollable fds report "readable" only from n bytes (or EOF,
+ * an error, a shutdown). A direct poll call is not held back: a
+ * mempipe_poll_read() below the mark returns the bytes there are, as a
+ * non-blocking socket's recv does. Default 1. Takes effect at once, also
+ * for a waker already stored.
+ * Returns 0. Errors: -EINVAL for a NULL end, n 0, n above the capacity of
+ * the pipe this end reads or above UINT32_MAX (nothing changes); -EBADF
+ * for a simplex writer end. SPEC R65.
+ * Thread: the one thread currently reading this end.
+ */
+MEMPIPE_EXTERN int mempipe_set_read_lowat(mempipe *end, size_t n);
+
+/*
+ * The write low-water mark (backpressure hysteresis: Pipelines'
+ * resume threshold, Netty's low water mark): this end's parked writer is
+ * woken only once at least min(n, the bytes its call still has to write)
+ * bytes are free, or on a close; mempipe_poll_writable(),
+ * mempipe_wait_writable() and the pollable fds report "writable" only from
+ * n free bytes (or a close). A direct write is not held back. With n =
+ * capacity / 2 a bulk writer wakes once per half pipe instead of once per
+ * read. Default 1.
+ * Returns 0. Errors: -EINVAL for a NULL end, n 0, above the capacity or
+ * above UINT32_MAX; -EBADF for a simplex reader end. SPEC R65.
+ * Thread: the one thread currently writing this end.
+ */
+MEMPIPE_EXTERN int mempipe_set_write_lowat(mempipe *end, size_t n);
+
+/* ----------------------------------------------------------------------- */
 /* Blocking API: for threads                                                */
 /* ----------------------------------------------------------------------- */
 

@@ -365,3 +365,90 @@ size_t mempipe_capacity(const mempipe *end)
     return end->txi >= 0 ? mempipe__end_tx(end)->ring.cap
                          : mempipe__end_rx(end)->ring.cap;
 }
+
+/* ---- zero-copy windows and low-water marks (R62-R66) --------------------- */
+
+/*
+ * The zero-copy calls take the pipe calls directly while the end's fast
+ * pointer for the direction is set and the thread has no budget or tracer;
+ * otherwise the slow path (hook.c), which adds the testing features.
+ */
+static bool zc_fast(const _Atomic(struct mempipe__pipe *) *f)
+{
+    return atomic_load_explicit(f, memory_order_relaxed) != NULL &&
+           !MEMPIPE__SLOW();
+}
+
+int mempipe_write_reserve(mempipe *end, size_t want, struct iovec iov[2],
+                          const mempipe_waker *waker)
+{
+    if (end == NULL || iov == NULL || want == 0 || BAD_WAKER(waker))
+        return -EINVAL;
+    if (end->txi < 0)
+        return -EBADF;
+    if (zc_fast(&end->txf))
+        return mempipe__pipe_reserve(mempipe__end_tx(end), want, iov, waker);
+    return mempipe__hook_reserve(end, want, iov, waker);
+}
+
+int mempipe_write_commit(mempipe *end, size_t n)
+{
+    if (end == NULL)
+        return -EINVAL;
+    if (end->txi < 0)
+        return -EBADF;
+    if (zc_fast(&end->txf)) {
+        ssize_t rc = mempipe__pipe_commit(mempipe__end_tx(end), n);
+        return rc < 0 ? (int)rc : 0;
+    }
+    return mempipe__hook_commit(end, n);
+}
+
+int mempipe_read_peek(mempipe *end, struct iovec iov[2],
+                      const mempipe_waker *waker)
+{
+    if (end == NULL || iov == NULL || BAD_WAKER(waker))
+        return -EINVAL;
+    if (end->rxi < 0)
+        return -EBADF;
+    if (zc_fast(&end->rxf))
+        return mempipe__pipe_peek(mempipe__end_rx(end), iov, SIZE_MAX, waker);
+    return mempipe__hook_peek(end, iov, waker);
+}
+
+int mempipe_read_consume_examined(mempipe *end, size_t consumed,
+                                  size_t examined)
+{
+    if (end == NULL)
+        return -EINVAL;
+    if (end->rxi < 0)
+        return -EBADF;
+    if (zc_fast(&end->rxf))
+        return mempipe__pipe_consume(mempipe__end_rx(end), consumed, examined);
+    return mempipe__hook_consume(end, consumed, examined);
+}
+
+int mempipe_read_consume(mempipe *end, size_t n)
+{
+    return mempipe_read_consume_examined(end, n, n);
+}
+
+int mempipe_set_read_lowat(mempipe *end, size_t n)
+{
+    if (end == NULL)
+        return -EINVAL;
+    if (end->rxi < 0)
+        return -EBADF;
+    return mempipe__pipe_set_lowat(mempipe__end_rx(end), MEMPIPE__ROLE_READER,
+                                   n);
+}
+
+int mempipe_set_write_lowat(mempipe *end, size_t n)
+{
+    if (end == NULL)
+        return -EINVAL;
+    if (end->txi < 0)
+        return -EBADF;
+    return mempipe__pipe_set_lowat(mempipe__end_tx(end), MEMPIPE__ROLE_WRITER,
+                                   n);
+}

@@ -22,7 +22,7 @@ static const struct {
     {ENOMEM, "out of memory"},
     {ETIMEDOUT, "timed out"},
     {ECONNRESET, "connection reset by the other end"},
-    {EBUSY, "busy: the allocator cannot change while pipes exist"},
+    {EBUSY, "busy: a zero-copy window is open, or pipes exist (allocator)"},
     {ENOSYS, "not supported on this platform"},
     {EMFILE, "too many open files"},
     {ENFILE, "too many open files in the system"},

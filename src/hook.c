@@ -222,3 +222,135 @@ ssize_t mempipe__hook_writev(mempipe *end, const struct iovec *iov, int iovcnt,
     struct mempipe__io io = {MEMPIPE__OP_WRITE | how, iov, iovcnt, total};
     return mempipe__hook_io(end, &io, w);
 }
+
+/* ---- zero-copy windows (R62-R64): the same steps around their calls ----- */
+
+/*
+ * Steps 1-3 for a reserve (rd false) or a peek (rd true): returns 1 with
+ * *max the byte cap to apply, or 0 with *rc the call's early answer.
+ */
+static int zc_begin(mempipe *end, bool rd, const mempipe_waker *w,
+                    size_t *max, int *rc)
+{
+    struct mempipe__pipe *p = rd ? mempipe__end_rx(end) : mempipe__end_tx(end);
+    if (p == NULL) {
+        *rc = -EBADF;
+        return 0;
+    }
+    bool fast = atomic_load_explicit(rd ? &end->rxf : &end->txf,
+                                     memory_order_relaxed) != NULL;
+    struct mempipe__feat *ft = fast ? NULL : mempipe__feat_of(end);
+    struct mempipe__dirfeat *d = ft == NULL ? NULL : rd ? &ft->rd : &ft->wr;
+    *max = SIZE_MAX;
+    if (d != NULL && ft->pending_every != 0 &&
+        (atomic_fetch_add_explicit(&ft->polls, 1, memory_order_relaxed) + 1) %
+                ft->pending_every ==
+            0) {
+        add(&ft->faults, 1);
+        bump(&d->pending);
+        *rc = (int)mempipe__coop_yield(w);
+        return 0;
+    }
+    if (mempipe__budget != 0 && mempipe__coop_exhausted()) {
+        if (d != NULL)
+            bump(&d->pending);
+        *rc = (int)mempipe__coop_yield(w);
+        return 0;
+    }
+    if (d != NULL) {
+        if (d->fail_at != 0 && !would_wait(p, rd) &&
+            ++d->counted >= d->fail_at) {
+            add(&ft->faults, 1);
+            add(&ft->failed, 1);
+            *rc = ft->fail_err;
+            return 0;
+        }
+        size_t cap = cap_of(d);
+        if (cap != SIZE_MAX) {
+            *max = cap;
+            add(&ft->faults, 1);
+        }
+    }
+    return 1;
+}
+
+/* Step 5 for a reserve or a peek: a pending one is counted; the budget. */
+static void zc_end(mempipe *end, bool rd, int rc)
+{
+    struct mempipe__feat *ft = mempipe__feat_of(end);
+    if (ft != NULL && rc == -EAGAIN)
+        bump(rd ? &ft->rd.pending : &ft->wr.pending);
+    if (mempipe__budget != 0)
+        mempipe__coop_spend(rc);
+}
+
+int mempipe__hook_reserve(mempipe *end, size_t want, struct iovec iov[2],
+                          const mempipe_waker *w)
+{
+    size_t max;
+    int rc;
+    if (!zc_begin(end, false, w, &max, &rc))
+        return rc;
+    rc = mempipe__pipe_reserve(mempipe__end_tx(end), want < max ? want : max,
+                               iov, w);
+    zc_end(end, false, rc);
+    return rc;
+}
+
+int mempipe__hook_peek(mempipe *end, struct iovec iov[2],
+                       const mempipe_waker *w)
+{
+    size_t max;
+    int rc;
+    if (!zc_begin(end, true, w, &max, &rc))
+        return rc;
+    rc = mempipe__pipe_peek(mempipe__end_rx(end), iov, max, w);
+    zc_end(end, true, rc);
+    return rc;
+}
+
+int mempipe__hook_commit(mempipe *end, size_t n)
+{
+    struct mempipe__pipe *p = mempipe__end_tx(end);
+    struct mempipe__feat *ft = mempipe__feat_of(end);
+    struct iovec spans[2];
+    int k = 0;
+    if (ft != NULL && ft->tap != NULL && n <= p->ring.rsv)
+        k = mempipe__ring_reserved(&p->ring, n, spans);
+    /* A waker the commit's wake runs may close this end (R32). */
+    struct mempipe__hold frame;
+    mempipe__hold_enter(&frame, p);
+    ssize_t rc = mempipe__pipe_commit(p, n);
+    if (ft != NULL && rc > 0) {
+        struct mempipe__io io = {MEMPIPE__OP_WRITE, spans, k, (size_t)rc};
+        record(ft, &ft->wr, p, false, false, &io, rc, 0);
+    }
+    MEMPIPE__PROBE3(write, end, n, rc);
+    mempipe__hold_leave(&frame);
+    return rc < 0 ? (int)rc : 0;
+}
+
+int mempipe__hook_consume(mempipe *end, size_t consumed, size_t examined)
+{
+    struct mempipe__pipe *p = mempipe__end_rx(end);
+    struct mempipe__feat *ft = mempipe__feat_of(end);
+    size_t peeked = p->ring.peeked;
+    /* The tap sees the bytes before they are released: their segments may
+     * be reused once consumed. Only for a consume that will succeed. */
+    if (ft != NULL && ft->tap != NULL && consumed > 0 && peeked != 0 &&
+        consumed <= examined && examined <= peeked) {
+        struct iovec spans[2];
+        int k = mempipe__ring_view(&p->ring, consumed, spans);
+        struct mempipe__io io = {MEMPIPE__OP_READ, spans, k, consumed};
+        show(ft, true, &io, consumed);
+    }
+    /* A waker the consume's wake runs may close this end (R32). */
+    struct mempipe__hold frame;
+    mempipe__hold_enter(&frame, p);
+    int rc = mempipe__pipe_consume(p, consumed, examined);
+    if (ft != NULL && rc == 0 && consumed > 0)
+        bump(&ft->rd.moved);
+    MEMPIPE__PROBE3(read, end, consumed, rc == 0 ? (ssize_t)consumed : rc);
+    mempipe__hold_leave(&frame);
+    return rc;
+}

@@ -49,6 +49,18 @@ ssize_t mempipe__hook_writev(mempipe *end, const struct iovec *iov, int iovcnt,
                              size_t total, const mempipe_waker *w,
                              unsigned how);
 
+/*
+ * The zero-copy calls' slow path (R62-R64): the direction, injected pending
+ * and the budget's yield, injected failures and caps (reserve, peek); the
+ * statistics, the tap and the probes (commit, consume). Arguments checked.
+ */
+int mempipe__hook_reserve(mempipe *end, size_t want, struct iovec iov[2],
+                          const mempipe_waker *w);
+int mempipe__hook_commit(mempipe *end, size_t n);
+int mempipe__hook_peek(mempipe *end, struct iovec iov[2],
+                       const mempipe_waker *w);
+int mempipe__hook_consume(mempipe *end, size_t consumed, size_t examined);
+
 /* A read of end: poll (how 0) or a blocking call's round. */
 static inline ssize_t mempipe__end_read(mempipe *end, void *buf, size_t len,
                                         const mempipe_waker *w, unsigned how)

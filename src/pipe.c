@@ -61,6 +61,48 @@ static void discard(struct mempipe__pipe *p)
         ;
 }
 
+/* ---- what a stored waker waits for (R65) --------------------------------- */
+
+static size_t min_sz(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/*
+ * Reader, before it stores its waker: the waker runs once need more bytes
+ * are buffered than the read position (or on a close). Relaxed: the slot
+ * store and the fence that follow order it before the writer's check.
+ */
+static void reader_waits_for(struct mempipe__pipe *p, size_t need)
+{
+    size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
+    size_t want = need > SIZE_MAX - pos ? SIZE_MAX : pos + need;
+    atomic_store_explicit(&p->ring.rwant, want, memory_order_relaxed);
+}
+
+/* Writer, before it stores its waker: it runs once need bytes are free. */
+static void writer_waits_for(struct mempipe__pipe *p, size_t need)
+{
+    atomic_store_explicit(&p->ring.wneed, need, memory_order_relaxed);
+}
+
+static size_t rlowat(const struct mempipe__pipe *p)
+{
+    return atomic_load_explicit(&p->ring.rlowat, memory_order_relaxed);
+}
+
+static size_t wlowat(const struct mempipe__pipe *p)
+{
+    return atomic_load_explicit(&p->ring.wlowat, memory_order_relaxed);
+}
+
+/* Free space now (any thread; a snapshot). */
+static size_t space(const struct mempipe__pipe *p)
+{
+    size_t used = mempipe__ring_used(&p->ring);
+    return used >= p->ring.cap ? 0 : p->ring.cap - used;
+}
+
 ssize_t mempipe__pipe_readv(struct mempipe__pipe *p, const struct iovec *iov,
                             size_t total, const mempipe_waker *w)
 {
@@ -68,6 +110,8 @@ ssize_t mempipe__pipe_readv(struct mempipe__pipe *p, const struct iovec *iov,
 
     if (total == 0) /* R8: nothing stored, nothing woken */
         return 0;
+    if (p->ring.peeked != 0)
+        return -EBUSY; /* R66: a copy read would take what a peek shows */
     for (;;) {
         /* Relaxed: a reset or a read-side shutdown is only ever seen as
          * soon as the fences of the wake (or the caller's own
@@ -113,6 +157,7 @@ ssize_t mempipe__pipe_readv(struct mempipe__pipe *p, const struct iovec *iov,
             continue; /* closed, but bytes arrived since our read */
         if (w == NULL || stored)
             return -EAGAIN; /* R6 */
+        reader_waits_for(p, min_sz(total, rlowat(p))); /* R65 */
         mempipe__slot_store(&p->rd, w);
         stored = true;
         full_fence(); /* then re-check: the waiter's half of R25 */
@@ -138,6 +183,8 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
     struct mempipe__hold frame;
     bool held = false;
 
+    if (p->ring.rsv != 0)
+        return -EBUSY; /* R66: a copy write while a reservation is open */
     for (;;) {
         /* Relaxed: a stale "open" only delays -EPIPE to the re-check after
          * the fence below, or to the next call. */
@@ -197,6 +244,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
              * the reader's next read will see the waker (the pattern of
              * R25), so the writer hears of the next free space. Each round
              * writes a byte at least, so the loop ends. */
+            writer_waits_for(p, min_sz(total - done, wlowat(p))); /* R65 */
             mempipe__slot_store(&p->wr, w);
             stored = true;
             full_fence();
@@ -208,6 +256,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
         }
         if (w == NULL || stored)
             return -EAGAIN; /* R11 */
+        writer_waits_for(p, min_sz(total, wlowat(p))); /* R65 */
         mempipe__slot_store(&p->wr, w);
         stored = true;
         full_fence(); /* then re-check room and flags */
@@ -300,21 +349,19 @@ void mempipe__pipe_shut_read(struct mempipe__pipe *p)
     mempipe__pipe_progress(p, MEMPIPE__ROLE_READER | MEMPIPE__ROLE_WRITER);
 }
 
-/* Whether a read would not wait: bytes, EOF, an error, a shutdown. */
-static bool read_ready(const struct mempipe__pipe *p)
+bool mempipe__pipe_read_ready(const struct mempipe__pipe *p)
 {
     /* Acquire: pairs with the releases that set the flags. A reset sets
-     * WCLOSED with RESET. */
+     * WCLOSED with RESET. The read mark (R65): so many bytes at least. */
     unsigned fl = atomic_load_explicit(&p->flags, memory_order_acquire);
     return (fl & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) != 0 ||
-           mempipe__ring_used(&p->ring) > 0;
+           mempipe__ring_used(&p->ring) >= rlowat(p);
 }
 
-/* Whether a write would not wait: room, or a close that fails it. */
-static bool write_ready(const struct mempipe__pipe *p)
+bool mempipe__pipe_write_ready(const struct mempipe__pipe *p)
 {
     return atomic_load_explicit(&p->flags, memory_order_acquire) != 0 ||
-           mempipe__ring_used(&p->ring) < p->ring.cap;
+           space(p) >= wlowat(p);
 }
 
 int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
@@ -324,7 +371,7 @@ int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
     struct mempipe__slot *s = rd ? &p->rd : &p->wr;
     bool stored = false;
     for (;;) {
-        if (rd ? read_ready(p) : write_ready(p)) {
+        if (rd ? mempipe__pipe_read_ready(p) : mempipe__pipe_write_ready(p)) {
             if (stored)
                 mempipe__slot_cancel(s);
             return 1;
@@ -332,6 +379,10 @@ int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
         if (w == NULL || stored)
             return -EAGAIN;
         /* The waiter's half of R25, as a pending read or write. */
+        if (rd)
+            reader_waits_for(p, rlowat(p));
+        else
+            writer_waits_for(p, wlowat(p));
         mempipe__slot_store(s, w);
         stored = true;
         full_fence();
@@ -370,8 +421,10 @@ int mempipe__pipe_poll_drained(struct mempipe__pipe *p, const mempipe_waker *w)
                 mempipe__slot_cancel(&p->wr);
             return rc;
         }
-        /* Every read wakes the writer's slot (R7), the reader's close too
-         * (R19): the pattern of R25 once more. */
+        /* The read that empties the pipe wakes the writer's slot (R7, R65:
+         * all of it free), the reader's close too (R19): the pattern of R25
+         * once more. */
+        writer_waits_for(p, p->ring.cap);
         mempipe__slot_store(&p->wr, w);
         stored = true;
         full_fence();
@@ -388,15 +441,41 @@ size_t mempipe__pipe_unread(const struct mempipe__pipe *p)
     return mempipe__ring_used(&p->ring);
 }
 
+/*
+ * Whether the reader's stored waker has what it waits for (R65): a close,
+ * or wpos at its target. A waker not woken stays stored for the next
+ * progress, which asks again; what it waits for only comes closer until
+ * the reader acts, so no wake is lost. Relaxed loads, after the caller's
+ * full fence: the waiter stored the target before its own fence (R25).
+ */
+static bool reader_wakes(const struct mempipe__pipe *p)
+{
+    if (atomic_load_explicit(&p->flags, memory_order_relaxed) &
+        (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED))
+        return true;
+    size_t w = atomic_load_explicit(&p->ring.wpos, memory_order_relaxed);
+    return (w & MEMPIPE__RING_CLOSED) != 0 ||
+           w >= atomic_load_explicit(&p->ring.rwant, memory_order_relaxed);
+}
+
+/* The same for the writer's: a close, or wneed bytes free. */
+static bool writer_wakes(const struct mempipe__pipe *p)
+{
+    if (atomic_load_explicit(&p->flags, memory_order_relaxed) != 0)
+        return true;
+    return space(p) >=
+           atomic_load_explicit(&p->ring.wneed, memory_order_relaxed);
+}
+
 void mempipe__pipe_progress(struct mempipe__pipe *p, unsigned roles)
 {
     /* A waker may close any end of this pipe, the last one included; the
      * frame keeps the memory until the wakes and the fd hook are done. */
     struct mempipe__hold frame;
     mempipe__hold_enter(&frame, p);
-    if (roles & MEMPIPE__ROLE_READER)
+    if ((roles & MEMPIPE__ROLE_READER) && reader_wakes(p))
         mempipe__slot_wake(&p->rd);
-    if (roles & MEMPIPE__ROLE_WRITER)
+    if ((roles & MEMPIPE__ROLE_WRITER) && writer_wakes(p))
         mempipe__slot_wake(&p->wr);
     /* After the wakes, so after the caller's fence (fd.c argues why that
      * order suffices). An unwatched pipe makes no syscall. */
@@ -434,4 +513,151 @@ size_t mempipe__pipe_writable(const struct mempipe__pipe *p)
 unsigned mempipe__pipe_flags(const struct mempipe__pipe *p)
 {
     return atomic_load_explicit(&p->flags, memory_order_acquire);
+}
+
+/* ---- zero-copy windows (R62-R64) ---------------------------------------- */
+
+int mempipe__pipe_reserve(struct mempipe__pipe *p, size_t want,
+                          struct iovec iov[2], const mempipe_waker *w)
+{
+    bool stored = false;
+    if (p->ring.rsv != 0)
+        return -EINVAL; /* a second reserve before the commit */
+    for (;;) {
+        /* As a write: closes first (R10), with the reader's error. */
+        unsigned fl = atomic_load_explicit(&p->flags, memory_order_relaxed);
+        if (fl & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) {
+            if (stored)
+                mempipe__slot_cancel(&p->wr);
+            if (!(fl & MEMPIPE__WCLOSED) && MEMPIPE__WERR_OF(fl) != 0)
+                return MEMPIPE__WERR_OF(fl);
+            return -EPIPE;
+        }
+        int spans = 0;
+        ptrdiff_t n = mempipe__ring_reserve(&p->ring, want, iov, &spans);
+        if (n != 0) {
+            if (stored)
+                mempipe__slot_cancel(&p->wr);
+            return n < 0 ? (int)n : spans; /* -ENOMEM, or the spans */
+        }
+        if (w == NULL || stored)
+            return -EAGAIN; /* full */
+        writer_waits_for(p, min_sz(want, wlowat(p)));
+        mempipe__slot_store(&p->wr, w);
+        stored = true;
+        full_fence(); /* then re-check room and flags */
+    }
+}
+
+ssize_t mempipe__pipe_commit(struct mempipe__pipe *p, size_t n)
+{
+    if (p->ring.rsv == 0 || n > p->ring.rsv)
+        return -EINVAL; /* no reservation, or more than it holds */
+    ptrdiff_t rc = mempipe__ring_commit(&p->ring, n);
+    if (rc == -EPIPE) {
+        /* Closed meanwhile: the reservation is over, nothing published. */
+        unsigned fl = atomic_load_explicit(&p->flags, memory_order_acquire);
+        if (!(fl & MEMPIPE__WCLOSED) && MEMPIPE__WERR_OF(fl) != 0)
+            return MEMPIPE__WERR_OF(fl);
+        return -EPIPE;
+    }
+    if (rc > 0) {
+        /* wpos was published by a seq_cst compare-and-swap. */
+        mempipe__fence_after_rmw();
+        mempipe__pipe_progressed(p, MEMPIPE__ROLE_READER); /* R13 */
+    }
+    return rc;
+}
+
+int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2],
+                       size_t max, const mempipe_waker *w)
+{
+    bool stored = false;
+    for (;;) {
+        unsigned fl = atomic_load_explicit(&p->flags, memory_order_relaxed);
+        if (MEMPIPE__UNLIKELY(fl & (MEMPIPE__RESET | MEMPIPE__RCLOSED))) {
+            if (stored)
+                mempipe__slot_cancel(&p->rd);
+            /* As a read (R38, R56), but an open peek's bytes stay until
+             * its consume: the caller may still be looking at them. */
+            if (p->ring.peeked == 0)
+                discard(p);
+            return fl & MEMPIPE__RCLOSED ? 0 : MEMPIPE__RERR_OF(fl);
+        }
+        /* R64: bytes the reader examined are not news: while no byte came
+         * past them, wait; once the stream is closed, none will, so show
+         * what is left. */
+        size_t wp = atomic_load_explicit(&p->ring.wpos, memory_order_acquire);
+        size_t ex = atomic_load_explicit(&p->ring.rexam, memory_order_relaxed);
+        bool closed = (wp & MEMPIPE__RING_CLOSED) != 0;
+        int spans = 0;
+        if (closed || (wp & ~MEMPIPE__RING_CLOSED) > ex) {
+            if (mempipe__ring_peek(&p->ring, iov, max, &spans) > 0) {
+                if (stored)
+                    mempipe__slot_cancel(&p->rd);
+                return spans;
+            }
+            if (closed) { /* nothing left after the closed bit: EOF (R5) */
+                if (stored)
+                    mempipe__slot_cancel(&p->rd);
+                return MEMPIPE__RERR_OF(
+                    atomic_load_explicit(&p->flags, memory_order_acquire));
+            }
+        }
+        if (w == NULL || stored)
+            return -EAGAIN;
+        /* The target: the read mark's worth, and past what was examined. */
+        size_t need = min_sz(max, rlowat(p));
+        size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
+        size_t want = need > SIZE_MAX - pos ? SIZE_MAX : pos + need;
+        atomic_store_explicit(&p->ring.rwant, want > ex ? want : ex + 1,
+                              memory_order_relaxed);
+        mempipe__slot_store(&p->rd, w);
+        stored = true;
+        full_fence(); /* then re-check: the waiter's half of R25 */
+    }
+}
+
+int mempipe__pipe_consume(struct mempipe__pipe *p, size_t consumed,
+                          size_t examined)
+{
+    size_t peeked = p->ring.peeked;
+    if (peeked == 0 || consumed > examined || examined > peeked)
+        return -EINVAL; /* no peek, or more than it showed */
+    size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
+    /* Relaxed: read by this thread's next peek, and by the writer's wake
+     * only through rwant, which a waiting peek sets from it. */
+    atomic_store_explicit(&p->ring.rexam, pos + examined,
+                          memory_order_relaxed);
+    mempipe__ring_consume(&p->ring, consumed);
+    if (consumed > 0) {
+        mempipe__full_fence(); /* rpos before the slot load (R25) */
+        mempipe__pipe_progressed(p, MEMPIPE__ROLE_WRITER); /* R7 */
+    }
+    return 0;
+}
+
+int mempipe__pipe_set_lowat(struct mempipe__pipe *p, unsigned role, size_t n)
+{
+    if (n == 0 || n > p->ring.cap || n > UINT32_MAX)
+        return -EINVAL; /* a mark the pipe can never reach */
+    bool rd = role == MEMPIPE__ROLE_READER;
+    atomic_store_explicit(rd ? &p->ring.rlowat : &p->ring.wlowat,
+                          (unsigned)n, memory_order_relaxed);
+    /* A waker this side has stored waits for the new mark from now on, and
+     * is woken at once if that is met already: the owner's own progress,
+     * which asks the gate again (and the fds, which follow the marks). */
+    if (rd) {
+        size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
+        size_t ex =
+            atomic_load_explicit(&p->ring.rexam, memory_order_relaxed);
+        size_t want = n > SIZE_MAX - pos ? SIZE_MAX : pos + n;
+        atomic_store_explicit(&p->ring.rwant, want > ex ? want : ex + 1,
+                              memory_order_relaxed);
+    } else {
+        writer_waits_for(p, n);
+    }
+    full_fence();
+    mempipe__pipe_progress(p, role);
+    return 0;
 }

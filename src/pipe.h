@@ -133,6 +133,43 @@ int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
  */
 int mempipe__pipe_poll_drained(struct mempipe__pipe *p, const mempipe_waker *w);
 
+/*
+ * Any thread: whether a read (write) would not wait now, the read (write)
+ * low-water mark honoured (R55, R65): the pollable fds' conditions too.
+ */
+bool mempipe__pipe_read_ready(const struct mempipe__pipe *p);
+bool mempipe__pipe_write_ready(const struct mempipe__pipe *p);
+
+/*
+ * Writer role, zero-copy (R62): reserves up to want bytes of free space as
+ * 1 or 2 spans (the return value) in iov; -EAGAIN full (w stored as a
+ * pending write would), -EPIPE or the reader's error when closed, -ENOMEM,
+ * -EINVAL with a reservation already open (R66).
+ */
+int mempipe__pipe_reserve(struct mempipe__pipe *p, size_t want,
+                          struct iovec iov[2], const mempipe_waker *w);
+
+/* Writer role: publishes n reserved bytes and ends the reservation; n, or
+ * -EINVAL (no reservation, too many: nothing changes), -EPIPE (closed). */
+ssize_t mempipe__pipe_commit(struct mempipe__pipe *p, size_t n);
+
+/*
+ * Reader role (R63, R64): shows up to max buffered bytes as 1 or 2 spans
+ * (the return value); 0 at EOF (or the writer's error, R37/R38); -EAGAIN
+ * when empty or nothing new since the examined position (w stored).
+ */
+int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2],
+                       size_t max, const mempipe_waker *w);
+
+/* Reader role: releases consumed of the peeked bytes, having examined
+ * examined of them (consumed <= examined <= peeked), ending the peek. */
+int mempipe__pipe_consume(struct mempipe__pipe *p, size_t consumed,
+                          size_t examined);
+
+/* The role's owner: sets its low-water mark (R65); -EINVAL for 0, above
+ * the capacity or above UINT32_MAX. */
+int mempipe__pipe_set_lowat(struct mempipe__pipe *p, unsigned role, size_t n);
+
 /* Any thread: bytes written and not yet read, 0 once never (R58). */
 size_t mempipe__pipe_unread(const struct mempipe__pipe *p);
 

@@ -27,26 +27,63 @@
 #define MIN_SEG 256         /* data bytes of the first segment */
 #define MAX_SEG (64 * 1024) /* data bytes of the largest segment */
 
+/*
+ * Every ring's head and tail before its first write: it holds nothing
+ * (base 0, cap 0), so both sides find it exhausted and move on, the
+ * producer linking its first segment as `first` (the stub itself is never
+ * written: one for all rings, which saves each ring 16 bytes).
+ */
+struct mempipe__seg mempipe__ring_stub = {NULL, 0, 0};
+#define STUB (&mempipe__ring_stub)
+
+/* The largest segment: min(capacity, 64 KiB). */
+static size_t max_seg(const struct mempipe__ring *r)
+{
+    return r->cap < MAX_SEG ? r->cap : MAX_SEG;
+}
+
 void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
 {
+    r->cap = capacity;
     atomic_init(&r->wpos, 0);
     r->wnext = 0;
     atomic_init(&r->rpos, 0);
     atomic_init(&r->cut, SIZE_MAX);
     atomic_init(&r->spare, NULL);
-    r->max_seg = capacity < MAX_SEG ? capacity : MAX_SEG;
-    r->seg_size = r->max_seg < MIN_SEG ? r->max_seg : MIN_SEG;
-    r->stub.next = NULL;
-    r->stub.base = 0;
-    r->stub.cap = 0;
-    r->cap = capacity;
-    r->tail = &r->stub;
-    r->head = &r->stub;
+    atomic_init(&r->rexam, 0);
+    atomic_init(&r->rlowat, 1);
+    atomic_init(&r->wlowat, 1);
+    atomic_init(&r->rwant, 0);
+    atomic_init(&r->wneed, 0);
+    r->seg_size = max_seg(r) < MIN_SEG ? max_seg(r) : MIN_SEG;
+    r->first = NULL;
+    r->tail = STUB;
+    r->head = STUB;
     r->rpos_seen = 0;
     r->wpos_seen = 0;
-    r->wadj = r->radj = (uintptr_t)MEMPIPE__SEG_DATA(&r->stub);
+    r->rsv = 0;
+    r->rsv_seg = NULL;
+    r->peeked = 0;
+    r->wadj = r->radj = (uintptr_t)MEMPIPE__SEG_DATA(STUB);
     r->rend = 0;
     r->wlimit = r->rlimit = 0; /* the stub holds nothing: general path */
+}
+
+/* Producer: links n after t (plain stores, published by the next wpos). */
+static void seg_link(struct mempipe__ring *r, struct mempipe__seg *t,
+                     struct mempipe__seg *n)
+{
+    if (t == STUB)
+        r->first = n;
+    else
+        t->next = n;
+}
+
+/* Consumer: the segment after h, whose bytes are published. */
+static struct mempipe__seg *seg_next(const struct mempipe__ring *r,
+                                     const struct mempipe__seg *h)
+{
+    return h == STUB ? r->first : h->next;
 }
 
 /*
@@ -83,8 +120,8 @@ void mempipe__ring_free(struct mempipe__ring *r)
 {
     struct mempipe__seg *s = r->head;
     while (s != NULL) {
-        struct mempipe__seg *next = s->next;
-        if (s != &r->stub)
+        struct mempipe__seg *next = seg_next(r, s);
+        if (s != STUB)
             seg_free(s);
         s = next;
     }
@@ -92,6 +129,8 @@ void mempipe__ring_free(struct mempipe__ring *r)
         atomic_exchange_explicit(&r->spare, NULL, memory_order_acquire);
     if (sp != NULL)
         seg_free(sp);
+    if (r->rsv_seg != NULL) /* reserved and never committed */
+        seg_free(r->rsv_seg);
     mempipe__ring_init(r, r->cap);
 }
 
@@ -102,12 +141,12 @@ void mempipe__ring_free(struct mempipe__ring *r)
  */
 static size_t grow(const struct mempipe__ring *r, size_t size)
 {
-    return size > r->max_seg / 2 ? r->max_seg : size * 2;
+    return size > max_seg(r) / 2 ? max_seg(r) : size * 2;
 }
 
 static struct mempipe__seg *seg_get(struct mempipe__ring *r, size_t want)
 {
-    while (r->seg_size < want && r->seg_size < r->max_seg)
+    while (r->seg_size < want && r->seg_size < max_seg(r))
         r->seg_size = grow(r, r->seg_size);
     /* Acquire: pairs with the consumer's release in seg_put. */
     struct mempipe__seg *s =
@@ -138,7 +177,7 @@ static struct mempipe__seg *seg_get(struct mempipe__ring *r, size_t want)
 /* Consumer: gives a drained segment back; keeps one, frees the rest. */
 static void seg_put(struct mempipe__ring *r, struct mempipe__seg *s)
 {
-    if (s == &r->stub)
+    if (s == STUB)
         return;
     /* Release: our reads of s happen before the producer's reuse. */
     struct mempipe__seg *old =
@@ -175,7 +214,7 @@ ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
                     goto out;
                 n->base = pos;
                 /* Plain store: published by the wpos release below. */
-                t->next = n;
+                seg_link(r, t, n);
                 t = n;
                 r->tail = n;
                 off = 0;
@@ -229,7 +268,7 @@ size_t mempipe__ring_readv(struct mempipe__ring *r, const struct iovec *iov,
         size_t off = pos - h->base;
         if (off == h->cap) {
             /* Drained, and bytes past it are published: next is linked. */
-            struct mempipe__seg *n = h->next;
+            struct mempipe__seg *n = seg_next(r, h);
             seg_put(r, h);
             h = n;
             r->head = n;
@@ -301,4 +340,169 @@ int mempipe__ring_eof(struct mempipe__ring *r)
     if (!(w & MEMPIPE__RING_CLOSED))
         return 0;
     return (w & ~MEMPIPE__RING_CLOSED) == pos ? 1 : -1;
+}
+
+/* ---- zero-copy windows (R62-R64) ---------------------------------------- */
+
+ptrdiff_t mempipe__ring_reserve(struct mempipe__ring *r, size_t want,
+                                struct iovec iov[2], int *spans)
+{
+    size_t room = mempipe__ring_room(r, want);
+    size_t take = want < room ? want : room;
+    if (take == 0)
+        return 0;
+    struct mempipe__seg *t = r->tail;
+    size_t off = r->wnext - t->base;
+    size_t first = t->cap - off; /* the rest of the tail segment */
+    int n = 0;
+    if (first > 0) {
+        iov[n].iov_base = MEMPIPE__SEG_DATA(t) + off;
+        iov[n].iov_len = first < take ? first : take;
+        n++;
+    }
+    size_t got = n > 0 ? iov[0].iov_len : 0;
+    if (got < take) {
+        /* A fresh segment for the rest, linked only at the commit. */
+        struct mempipe__seg *s = seg_get(r, take - got);
+        if (s == NULL) {
+            if (n == 0)
+                return -ENOMEM;
+        } else {
+            size_t c = s->cap < take - got ? s->cap : take - got;
+            iov[n].iov_base = MEMPIPE__SEG_DATA(s);
+            iov[n].iov_len = c;
+            n++;
+            got += c;
+            r->rsv_seg = s;
+        }
+    }
+    r->rsv = got;
+    r->wlimit = r->wnext; /* the fast path declines while it is open */
+    *spans = n;
+    return (ptrdiff_t)got;
+}
+
+ptrdiff_t mempipe__ring_commit(struct mempipe__ring *r, size_t n)
+{
+    struct mempipe__seg *t = r->tail;
+    size_t pos = r->wnext;
+    size_t first = t->cap - (pos - t->base);
+    struct mempipe__seg *s = r->rsv_seg;
+    r->rsv = 0;
+    r->rsv_seg = NULL;
+    if (s != NULL && n > first) {
+        /* The second span holds bytes: it becomes the tail. Plain stores,
+         * published by the wpos release below. */
+        s->base = t->base + t->cap;
+        seg_link(r, t, s);
+        t = s;
+        r->tail = s;
+    } else if (s != NULL) {
+        seg_put(r, s); /* unused: back to the spare cache */
+    }
+    r->wadj = (uintptr_t)MEMPIPE__SEG_DATA(t) - t->base;
+    set_wlimit(r);
+    if (n == 0)
+        return 0;
+    /* The bytes the caller wrote in place are visible before the new wpos;
+     * fails, publishing nothing, if the ring was closed meanwhile. */
+    if (!mempipe__ring_publish(r, pos, n))
+        return -EPIPE;
+    return (ptrdiff_t)n;
+}
+
+size_t mempipe__ring_peek(struct mempipe__ring *r, struct iovec iov[2],
+                          size_t max, int *spans)
+{
+    size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
+    /* Acquire: pairs with the producer's publish of wpos. */
+    r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire) &
+                   ~MEMPIPE__RING_CLOSED;
+    size_t avail = r->wpos_seen - pos;
+    if (avail > max)
+        avail = max; /* an injected cap (R48) shows less */
+    struct mempipe__seg *h = r->head;
+    if (avail > 0 && pos - h->base == h->cap) {
+        /* The head is drained and bytes follow: move to the next one. */
+        struct mempipe__seg *n = seg_next(r, h);
+        seg_put(r, h);
+        h = n;
+        r->head = n;
+        r->radj = (uintptr_t)MEMPIPE__SEG_DATA(n) - n->base;
+    }
+    size_t hend = h->base + h->cap;
+    int k = 0;
+    if (avail > 0) {
+        size_t c = hend - pos < avail ? hend - pos : avail;
+        iov[k].iov_base = MEMPIPE__SEG_DATA(h) + (pos - h->base);
+        iov[k].iov_len = c;
+        k++;
+        if (c < avail) { /* the rest lies in the next segment */
+            struct mempipe__seg *n = seg_next(r, h);
+            size_t d = n->cap < avail - c ? n->cap : avail - c;
+            iov[k].iov_base = MEMPIPE__SEG_DATA(n);
+            iov[k].iov_len = d;
+            k++;
+            avail = c + d;
+        }
+    }
+    r->peeked = avail;
+    if (avail > 0) {
+        /* While the peek is open the fast path declines: rend (and so
+         * rlimit) is the read position, until the consume. */
+        r->rend = pos;
+        r->rlimit = pos;
+    }
+    *spans = k;
+    return avail;
+}
+
+void mempipe__ring_consume(struct mempipe__ring *r, size_t n)
+{
+    r->peeked = 0;
+    r->rend = r->head->base + r->head->cap;
+    (void)mempipe__ring_readv(r, NULL, n); /* releases drained segments */
+}
+
+int mempipe__ring_reserved(const struct mempipe__ring *r, size_t n,
+                           struct iovec iov[2])
+{
+    const struct mempipe__seg *t = r->tail;
+    size_t off = r->wnext - t->base;
+    size_t first = t->cap - off;
+    int k = 0;
+    if (first > 0 && n > 0) {
+        iov[k].iov_base = MEMPIPE__SEG_DATA(t) + off;
+        iov[k].iov_len = first < n ? first : n;
+        n -= iov[k].iov_len;
+        k++;
+    }
+    if (n > 0 && r->rsv_seg != NULL) {
+        iov[k].iov_base = MEMPIPE__SEG_DATA(r->rsv_seg);
+        iov[k].iov_len = n;
+        k++;
+    }
+    return k;
+}
+
+int mempipe__ring_view(const struct mempipe__ring *r, size_t n,
+                       struct iovec iov[2])
+{
+    size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
+    const struct mempipe__seg *h = r->head;
+    int k = 0;
+    if (pos - h->base == h->cap && n > 0) /* drained: bytes are past it */
+        h = seg_next(r, h);
+    while (n > 0 && k < 2) {
+        size_t off = pos - h->base;
+        size_t c = h->cap - off < n ? h->cap - off : n;
+        iov[k].iov_base = MEMPIPE__SEG_DATA(h) + off;
+        iov[k].iov_len = c;
+        k++;
+        n -= c;
+        pos += c;
+        if (n > 0)
+            h = seg_next(r, h);
+    }
+    return k;
 }

@@ -58,7 +58,12 @@ struct mempipe__ring {
     uintptr_t wadj;
     struct mempipe__seg *tail; /* producer-owned */
     size_t rpos_seen;          /* producer's last view of rpos */
-    size_t seg_size;           /* data size of the next fresh segment */
+    /* An open reservation (mempipe_write_reserve, R62): the bytes reserved
+     * from wnext (0: none), and the fresh segment of its second span, not
+     * yet linked (NULL: one span). While one is open, wlimit is wnext, so
+     * the fast path declines every write. */
+    size_t rsv;
+    struct mempipe__seg *rsv_seg;
 
     /*
      * Consumer's cache line: written on every read. rlimit is the position
@@ -71,17 +76,45 @@ struct mempipe__ring {
     size_t rend;               /* stream position just past the head */
     struct mempipe__seg *head; /* consumer-owned */
     size_t wpos_seen;          /* consumer's last view of wpos, no bit */
-    /* Where the consumer stopped reading and began to discard (a reset,
-     * R38), or SIZE_MAX: the statistics' bytes read. Set by the consumer
-     * before it discards; any thread may read it. */
-    atomic_size_t cut;
+    /* An open peek (mempipe_read_peek, R63): the bytes it showed (0:
+     * none). While one is open, rend is rpos, so the fast path declines
+     * every read. */
+    size_t peeked;
+    /* The position up to which the consumer examined the bytes
+     * (mempipe_read_consume_examined, R64): a peek waits for bytes past
+     * it. Written by the consumer before its waker's fence; the producer's
+     * wake reads it (relaxed, ordered by the fences of R25). */
+    atomic_size_t rexam;
 
     /* Shared, rarely written. */
     _Alignas(MEMPIPE__CACHELINE) _Atomic(struct mempipe__seg *) spare;
-    size_t cap;               /* capacity M */
-    size_t max_seg;           /* largest segment: min(capacity, 64 KiB) */
-    struct mempipe__seg stub; /* empty head/tail before the first write */
+    size_t cap; /* capacity M */
+    /* The first segment, linked from the shared empty stub (ring.c) by
+     * the producer before it publishes its bytes, as any `next` link. */
+    struct mempipe__seg *first;
+    size_t seg_size; /* data size of the next fresh segment (producer) */
+    /* Where the consumer stopped reading and began to discard (a reset,
+     * R38; a read-side shutdown or close), or SIZE_MAX: the bytes read.
+     * Set by the consumer before it discards; any thread may read it. */
+    atomic_size_t cut;
+    /*
+     * What a stored waker waits for (R65), written by its side before it
+     * stores the waker (so before that fence of R25) and read by the other
+     * side's wake after its own: the reader's waker runs once wpos reaches
+     * rwant, the writer's once wneed bytes are free (or on a close).
+     */
+    atomic_size_t rwant;
+    atomic_size_t wneed;
+    /* The low-water marks (R65), 1 and 1 by default: set by the reader and
+     * the writer, read by any thread (readiness of the fds). At most
+     * UINT32_MAX (mempipe_set_read_lowat checks). */
+    atomic_uint rlowat;
+    atomic_uint wlowat;
 };
+
+/* The empty segment every ring starts from (holds nothing, never written:
+ * its successor is the ring's `first`). */
+extern struct mempipe__seg mempipe__ring_stub;
 
 /* Sets up an empty ring that allocates nothing until the first write. */
 void mempipe__ring_init(struct mempipe__ring *r, size_t capacity);
@@ -117,6 +150,45 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len);
  * reset (R38), a read-side shutdown or a close were never read.
  */
 size_t mempipe__ring_delivered(const struct mempipe__ring *r);
+
+/*
+ * Producer: reserves up to want bytes of free space as one or two spans in
+ * iov (the rest of the tail segment, then a fresh segment not yet linked)
+ * and *spans their number; nothing is published. Returns the bytes
+ * reserved (>= 1), 0 if there is no room, -ENOMEM if a segment was needed
+ * for the first span and none could be had. Until the commit, the fast
+ * path declines every write (R62).
+ */
+ptrdiff_t mempipe__ring_reserve(struct mempipe__ring *r, size_t want,
+                                struct iovec iov[2], int *spans);
+
+/*
+ * Producer: ends the reservation, publishing its first n bytes (n at most
+ * the bytes reserved; 0 publishes nothing). Returns n, or -EPIPE if the
+ * ring was closed meanwhile (nothing published). A full barrier when it
+ * publishes.
+ */
+ptrdiff_t mempipe__ring_commit(struct mempipe__ring *r, size_t n);
+
+/*
+ * Consumer: shows the buffered bytes (at most max), oldest first, as one
+ * or two spans in
+ * iov (*spans their number, 0 when empty) without releasing them; returns
+ * their total. Until the consume, the fast path declines every read (R63).
+ */
+size_t mempipe__ring_peek(struct mempipe__ring *r, struct iovec iov[2],
+                          size_t max, int *spans);
+
+/* Consumer: ends the peek, releasing its first n bytes (n <= peeked). */
+void mempipe__ring_consume(struct mempipe__ring *r, size_t n);
+
+/* Producer: the spans holding the first n reserved bytes; their number. */
+int mempipe__ring_reserved(const struct mempipe__ring *r, size_t n,
+                           struct iovec iov[2]);
+
+/* Consumer: the spans holding the next n buffered bytes (n <= peeked). */
+int mempipe__ring_view(const struct mempipe__ring *r, size_t n,
+                       struct iovec iov[2]);
 
 /*
  * Producer: free space under capacity, refreshing its view of rpos only when
