@@ -81,15 +81,20 @@ static void seg_free(struct mempipe__seg *s)
 
 void mempipe__ring_free(struct mempipe__ring *r)
 {
+    struct mempipe__seg *sp =
+        atomic_exchange_explicit(&r->spare, NULL, memory_order_acquire);
     struct mempipe__seg *s = r->head;
     while (s != NULL) {
         struct mempipe__seg *next = s->next;
+        /* The spare is normally not in the chain; but in a child of fork()
+         * the copy may have been taken between the consumer's seg_put() of
+         * its head and its move past it (R34): free that one once. */
+        if (s == sp)
+            sp = NULL;
         if (s != &r->stub)
             seg_free(s);
         s = next;
     }
-    struct mempipe__seg *sp =
-        atomic_exchange_explicit(&r->spare, NULL, memory_order_acquire);
     if (sp != NULL)
         seg_free(sp);
     mempipe__ring_init(r, r->cap);
