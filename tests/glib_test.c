@@ -40,9 +40,12 @@
 #include "mempipe/glib.h"
 
 /*
- * Bytes echoed: 16 MiB, MEMPIPE_GLIB_BYTES to change it, 2 MiB under the
- * sanitizers. Tiny capacities move a few bytes per loop iteration, so they
- * echo 64 KiB per byte of capacity at most (64 KiB at 1, 448 KiB at 7).
+ * Bytes echoed: 16 MiB, MEMPIPE_GLIB_BYTES to change it (the valgrind step
+ * does), 2 MiB under the sanitizers; every other size follows it. Tiny
+ * capacities move a few bytes per loop iteration, so they echo 1/256 of it
+ * per byte of capacity at most (64 KiB at 1, 448 KiB at 7 of 16 MiB).
+ * MEMPIPE_GLIB_ROUNDS sets the rounds of the destroy race (3000; 400 under
+ * the sanitizers).
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define DEFAULT_BYTES (2u << 20)
@@ -58,9 +61,17 @@ static size_t echo_bytes(size_t cap)
     const char *env = getenv("MEMPIPE_GLIB_BYTES");
     if (env != NULL)
         total = strtoull(env, NULL, 0);
-    if (cap != 0 && cap < 64 && cap * 65536 < total)
-        total = cap * 65536;
+    if (cap != 0 && cap < 64 && cap * (total / 256) < total)
+        total = cap * (total / 256);
     return total;
+}
+
+static int race_rounds(void)
+{
+    const char *env = getenv("MEMPIPE_GLIB_ROUNDS");
+    if (env != NULL)
+        return atoi(env);
+    return SANITIZED ? 400 : 3000;
 }
 
 /*
@@ -1222,7 +1233,7 @@ static void test_destroy_while_a_waker_fires_on_another_thread(void **state)
     (void)state;
     tu_watchdog_start("glib destroy race");
     uint64_t rng = 99;
-    int rounds = SANITIZED ? 400 : 3000;
+    int rounds = race_rounds();
     for (int i = 0; i < rounds; i++) {
         struct fix f;
         fix_open(&f, 1, i % 2 ? G_IO_IN : G_IO_HUP);
@@ -1423,7 +1434,7 @@ static void test_iostream_data_input_lines_async_same_as_gsocket(void **state)
     tu_watchdog_start("glib lines async");
     size_t len;
     int count;
-    char *text = make_lines(SANITIZED ? 32 << 10 : 128 << 10, &len, &count);
+    char *text = make_lines(echo_bytes(SOCKETPAIR) / 128, &len, &count);
     assert_int_equal(count, lines_async(SOCKETPAIR, text, len, count));
     for (size_t i = 0; i < NCAPS; i++)
         assert_int_equal(count, lines_async(caps[i], text, len, count));
@@ -1604,7 +1615,7 @@ static void test_iostream_blocking_read_line_against_writer_thread(void **s)
     tu_watchdog_start("glib lines blocking");
     size_t len;
     int count;
-    char *text = make_lines(SANITIZED ? 64 << 10 : 256 << 10, &len, &count);
+    char *text = make_lines(echo_bytes(SOCKETPAIR) / 64, &len, &count);
     GCancellable *never = g_cancellable_new();
     assert_int_equal(count, lines_blocking(SOCKETPAIR, text, len, NULL));
     for (size_t i = 0; i < NCAPS; i++) {
@@ -1990,11 +2001,14 @@ static void test_bad_input_criticals_and_null(void **state)
     assert_null(mempipe_glib_iostream_new(w));
     assert_int_equal(11, criticals);
     assert_null(mempipe_glib_iostream_get_end(NULL));
-    GIOStream *other = g_simple_io_stream_new(
-        g_memory_input_stream_new(), g_memory_output_stream_new_resizable());
+    GInputStream *mi = g_memory_input_stream_new();
+    GOutputStream *mo = g_memory_output_stream_new_resizable();
+    GIOStream *other = g_simple_io_stream_new(mi, mo);
     assert_null(mempipe_glib_iostream_get_end(other));
     assert_int_equal(13, criticals);
     g_object_unref(other);
+    g_object_unref(mi);
+    g_object_unref(mo);
     g_log_remove_handler("mempipe", h);
     /* The refused ends are still the caller's, and work. */
     assert_rc(2, mempipe_poll_write(w, "ok", 2, NULL));
