@@ -43,8 +43,8 @@
  * in a registry (a hash table under one mutex): a wake looks its number up
  * and finds nothing once the source is disposed (the dispose function
  * removes it, under the same mutex, before GLib frees the source), and a
- * wake that finds it does all its work under the mutex, so the source
- * cannot be freed meanwhile. Nothing is allocated per wake or per stored
+ * wake that finds it reads it under the mutex, so the source cannot be
+ * freed meanwhile. Nothing is allocated per wake or per stored
  * waker, so a waker dropped by a close leaks nothing. A destroyed source
  * is not woken; its context is alive while it is not destroyed (freeing a
  * context destroys its sources first), up to the race every GLib source
@@ -133,19 +133,24 @@ static void reg_remove(GSource *base)
 
 static void source_wake(void *ctx)
 {
+    GMainContext *wake = NULL;
     pthread_mutex_lock(&reg_mu);
     struct msource *s = g_hash_table_lookup(reg, ctx);
     /*
      * Nothing to do for a source that is gone or destroyed, nor on the
      * thread that iterates the context outside the prepare-check window
-     * (the top of this file). g_main_context_wakeup() takes no lock: a
-     * write to an eventfd (a pipe elsewhere).
+     * (the top of this file). The mutex keeps the source whole while its
+     * fields are read; the context outlives the source's destruction, so
+     * the wake itself needs no lock (and g_main_context_wakeup() takes
+     * none: a write to an eventfd, a pipe elsewhere).
      */
     if (s != NULL && !g_source_is_destroyed(&s->base) &&
         (g_atomic_pointer_get(&s->thread) != (gpointer)g_thread_self() ||
          g_atomic_int_get(&s->window)))
-        g_main_context_wakeup(g_atomic_pointer_get(&s->ctx));
+        wake = g_atomic_pointer_get(&s->ctx);
     pthread_mutex_unlock(&reg_mu);
+    if (wake != NULL)
+        g_main_context_wakeup(wake);
 }
 
 /* ------------------------------------------------------------------------ */
