@@ -64,15 +64,15 @@
  *    (GPollableInputStream, GPollableOutputStream), so GIO code written for
  *    a GSocketConnection runs on it unchanged: g_output_stream_write_all(),
  *    g_output_stream_write_all_async(), GDataInputStream's read_line, the
- *    async and pollable calls, g_io_stream_splice_async().
+ *    async and pollable calls.
  *
  * Threads: a source belongs to the thread that iterates its context; its
  * prepare and check count as the end's reader (when it watches reading) and
  * writer (when it watches writing) for the one-reader, one-writer rule
  * (SPEC R26), and its wakers take the slot of the directions it watches
  * (a poll call of the same direction with a waker of its own replaces
- * the source's waker until the source's next check, a few microseconds
- * later; its G_IO_* then still arrive). The peer end may be used from any
+ * the source's waker until the source's next prepare or check stores it
+ * again). The peer end may be used from any
  * thread with any API: blocking calls, wakers, fds, or another source on
  * another context.
  */
@@ -171,8 +171,13 @@ MEMPIPE_EXTERN gboolean mempipe_glib_source_set_condition(GSource *source,
  *     Flushing does nothing (nothing is ever kept back).
  *   - g_io_stream_close() (sync or async; it never waits) closes both
  *     streams, then mempipe_close(end). If the stream is never closed,
- *     its last unref closes it (GIOStream's dispose does). The end must
- *     not be closed by the caller, nor used once the stream is closed.
+ *     its last unref closes it (GIOStream's dispose does); a close that
+ *     GIO refuses because an operation is pending (G_IO_ERROR_PENDING)
+ *     leaves the end open until then too. The end must not be closed by
+ *     the caller, nor used once the stream is closed. A socket closed
+ *     with bytes unread resets its peer; an end discards them (SPEC R9)
+ *     unless mempipe_set_rst_on_unread() on mempipe_glib_iostream_get_end()
+ *     asks for the socket's way.
  *
  * Blocking calls with a GCancellable: a read or write that has to wait
  * waits on a waker of the stream's instead of in mempipe_read() or
