@@ -493,6 +493,25 @@ MEMPIPE_EXTERN ssize_t mempipe_read_full(mempipe *end, void *buf, size_t len);
 MEMPIPE_EXTERN int mempipe_shutdown_read(mempipe *end);
 
 /*
+ * Waits without moving a byte (poll(2) on one socket for POLLIN): blocks
+ * until a read on end would not wait — bytes, end of file, an error, this
+ * end's read-side shutdown — at most timeout_ms milliseconds (negative: no
+ * limit; 0: look once), as mempipe_read_timeout() measures it.
+ * Returns 1 when ready. Errors: -ETIMEDOUT; -EINVAL for a NULL end; -EBADF
+ * for a simplex writer end. SPEC R55.
+ * Thread: the one thread currently reading this end (it waits where a
+ * blocked read would). GnuTLS's pull_timeout is this call.
+ */
+MEMPIPE_EXTERN int mempipe_wait_readable(mempipe *end, int timeout_ms);
+
+/*
+ * The same for writing: until a write would not wait (room, or either
+ * close). Returns 1, or -ETIMEDOUT, -EINVAL, -EBADF (a simplex reader end).
+ * Thread: the one thread currently writing this end. SPEC R55.
+ */
+MEMPIPE_EXTERN int mempipe_wait_writable(mempipe *end, int timeout_ms);
+
+/*
  * Lingers (SO_LINGER's wait, done without a close): blocks until the peer
  * has read every byte this end wrote, at most timeout_ms milliseconds
  * (negative: no limit; 0: look once), as mempipe_read_timeout() measures

@@ -197,31 +197,36 @@ ssize_t mempipe_writev(mempipe *end, const struct iovec *iov, int iovcnt)
     return write_all(end, iov, iovcnt, (size_t)total, -1);
 }
 
-int mempipe_drain(mempipe *end, int timeout_ms)
+/*
+ * Waits on pipe p in role `role` (reader: rpark and p->rd; writer: wpark
+ * and p->wr) until check() says other than -EAGAIN or the deadline: the
+ * loop of read_some() for a condition that moves no byte (R55, R57).
+ */
+static int wait_for(mempipe *end, struct mempipe__pipe *p, unsigned role,
+                    int (*check)(struct mempipe__pipe *, unsigned,
+                                 const mempipe_waker *),
+                    int timeout_ms)
 {
-    if (end == NULL)
-        return -EINVAL;
-    struct mempipe__pipe *tx = mempipe__end_tx(end);
-    if (tx == NULL)
-        return -EBADF; /* a simplex reader writes nothing */
-    mempipe_waker w = {mempipe__park_wake, &end->wpark};
+    bool rd = role == MEMPIPE__ROLE_READER;
+    struct mempipe__parker *pk = rd ? &end->rpark : &end->wpark;
+    mempipe_waker w = {mempipe__park_wake, pk};
     const mempipe_waker *wk = timeout_ms == 0 ? NULL : &w;
     struct timespec ts;
     const struct timespec *dl = deadline(timeout_ms, &ts);
     struct mempipe__hold frame;
-    mempipe__hold_enter(&frame, tx);
+    mempipe__hold_enter(&frame, p);
     int rc;
     for (;;) {
-        unsigned seen = mempipe__park_prepare(&end->wpark);
-        rc = mempipe__pipe_poll_drained(tx, wk);
+        unsigned seen = mempipe__park_prepare(pk);
+        rc = check(p, role, wk);
         if (rc != -EAGAIN)
-            break; /* R57 */
+            break;
         if (wk == NULL ||
-            mempipe__park_wait_until(&end->wpark, seen, dl) == -ETIMEDOUT) {
-            rc = mempipe__pipe_poll_drained(tx, NULL);
+            mempipe__park_wait_until(pk, seen, dl) == -ETIMEDOUT) {
+            rc = check(p, role, NULL);
             if (rc == -EAGAIN) {
-                if (wk != NULL)
-                    mempipe__slot_cancel(&tx->wr);
+                if (wk != NULL) /* ours, stored by the last round */
+                    mempipe__slot_cancel(rd ? &p->rd : &p->wr);
                 rc = -ETIMEDOUT;
             }
             break;
@@ -229,4 +234,43 @@ int mempipe_drain(mempipe *end, int timeout_ms)
     }
     mempipe__hold_leave(&frame);
     return rc;
+}
+
+static int check_drained(struct mempipe__pipe *p, unsigned role,
+                         const mempipe_waker *w)
+{
+    (void)role; /* the writer's */
+    return mempipe__pipe_poll_drained(p, w);
+}
+
+int mempipe_drain(mempipe *end, int timeout_ms)
+{
+    if (end == NULL)
+        return -EINVAL;
+    struct mempipe__pipe *tx = mempipe__end_tx(end);
+    if (tx == NULL)
+        return -EBADF; /* a simplex reader writes nothing */
+    return wait_for(end, tx, MEMPIPE__ROLE_WRITER, check_drained, timeout_ms);
+}
+
+int mempipe_wait_readable(mempipe *end, int timeout_ms)
+{
+    if (end == NULL)
+        return -EINVAL;
+    struct mempipe__pipe *rx = mempipe__end_rx(end);
+    if (rx == NULL)
+        return -EBADF;
+    return wait_for(end, rx, MEMPIPE__ROLE_READER, mempipe__pipe_poll_ready,
+                    timeout_ms);
+}
+
+int mempipe_wait_writable(mempipe *end, int timeout_ms)
+{
+    if (end == NULL)
+        return -EINVAL;
+    struct mempipe__pipe *tx = mempipe__end_tx(end);
+    if (tx == NULL)
+        return -EBADF;
+    return wait_for(end, tx, MEMPIPE__ROLE_WRITER, mempipe__pipe_poll_ready,
+                    timeout_ms);
 }

@@ -656,6 +656,44 @@ static void test_R55_poll_writable(void **s)
     mempipe_close(a);
 }
 
+/* The blocking forms: wait_readable / wait_writable. */
+static void test_R55_wait_readable_and_writable(void **s)
+{
+    (void)s;
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex(4, &a, &b));
+    assert_rc(-ETIMEDOUT, mempipe_wait_readable(a, 0));
+    double t0 = tu_now();
+    assert_rc(-ETIMEDOUT, mempipe_wait_readable(a, 30));
+    assert_true(ms_since(t0) >= 29.0);
+    assert_false(rd_stored(a)); /* withdrawn */
+    struct later l;
+    later_start(&l, b, ACT_WRITE, 20, 2);
+    assert_rc(1, mempipe_wait_readable(a, 10000));
+    later_join(&l);
+    assert_rc(2, mempipe_readable(a)); /* nothing taken */
+    assert_rc(1, mempipe_wait_writable(b, 0));
+    assert_rc(2, mempipe_poll_write(b, "zz", 2, NULL)); /* now full */
+    assert_rc(-ETIMEDOUT, mempipe_wait_writable(b, 20));
+    assert_false(wr_stored(b));
+    later_start(&l, a, ACT_READ_ALL, 20, 4);
+    assert_rc(1, mempipe_wait_writable(b, -1));
+    later_join(&l);
+    later_start(&l, b, ACT_SHUTDOWN, 20, 0);
+    assert_rc(1, mempipe_wait_readable(a, -1)); /* EOF is ready */
+    later_join(&l);
+    assert_rc(-EINVAL, mempipe_wait_readable(NULL, 0));
+    assert_rc(-EINVAL, mempipe_wait_writable(NULL, 0));
+    mempipe_close(a);
+    mempipe_close(b);
+    mempipe *r, *w;
+    assert_rc(0, mempipe_simplex(4, &r, &w));
+    assert_rc(-EBADF, mempipe_wait_readable(w, 0));
+    assert_rc(-EBADF, mempipe_wait_writable(r, 0));
+    mempipe_close(r);
+    mempipe_close(w);
+}
+
 /* ---- R56: read-side shutdown -------------------------------------------- */
 
 static void test_R56_shutdown_read_discards_and_fails_the_writer(void **s)
@@ -857,6 +895,7 @@ int main(void)
             test_R54_writer_waiting_after_short_writes_never_stalls),
         cmocka_unit_test(test_R55_poll_readable),
         cmocka_unit_test(test_R55_poll_writable),
+        cmocka_unit_test(test_R55_wait_readable_and_writable),
         cmocka_unit_test(test_R56_shutdown_read_discards_and_fails_the_writer),
         cmocka_unit_test(test_R56_shutdown_read_interrupts_blocked_calls),
         cmocka_unit_test(test_R57_drain_waits_for_the_peer_to_read),
