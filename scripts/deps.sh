@@ -54,6 +54,7 @@ if [ "$level" = ci ]; then
     want libssl-dev has_pc openssl
     want libgnutls28-dev has_pc gnutls
     want libmbedtls-dev test -e /usr/include/mbedtls/ssl.h
+    want libglib2.0-dev has_pc gio-2.0
     want systemtap-sdt-dev sh -c 'echo "#include <sys/sdt.h>" | cc -E - >/dev/null'
     want man-db have man
     want groff-base have groff

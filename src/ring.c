@@ -118,15 +118,20 @@ static void seg_free(struct mempipe__seg *s)
 
 void mempipe__ring_free(struct mempipe__ring *r)
 {
+    struct mempipe__seg *sp =
+        atomic_exchange_explicit(&r->spare, NULL, memory_order_acquire);
     struct mempipe__seg *s = r->head;
     while (s != NULL) {
         struct mempipe__seg *next = seg_next(r, s);
+        /* The spare is normally not in the chain; but in a child of fork()
+         * the copy may have been taken between the consumer's seg_put() of
+         * its head and its move past it (R34): free that one once. */
+        if (s == sp)
+            sp = NULL;
         if (s != STUB)
             seg_free(s);
         s = next;
     }
-    struct mempipe__seg *sp =
-        atomic_exchange_explicit(&r->spare, NULL, memory_order_acquire);
     if (sp != NULL)
         seg_free(sp);
     if (r->rsv_seg != NULL) /* reserved and never committed */

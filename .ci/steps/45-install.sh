@@ -50,7 +50,7 @@ test "$pcver" = "$version" || { echo "mempipe.pc says $pcver, the header $versio
 consumer=$tmp/consumer-src
 cp -R examples/consumer "$consumer"
 adapters=""
-for a in openssl uv event; do
+for a in openssl uv event glib; do
     if [ -e "$pc/mempipe-$a.pc" ]; then
         adapters="$adapters $a"
     elif [ -n "${CI:-}" ]; then

@@ -89,4 +89,17 @@ cmake -S examples/consumer -B "$tmp/all" -DMEMPIPE_FROM=subdirectory -DMEMPIPE_S
 cmake --build "$tmp/all" -j "$jobs" --target hello mempipe_example_hello >/dev/null
 "$tmp/all/hello" | grep -q "project that uses mempipe" || fail "the parent's hello was replaced"
 "$tmp/all/mempipe/examples/hello" >/dev/null
+# The parent's program for an adapter, linked to the adapter built inside it
+# (where its library is found; under CI it must be).
+# (The target list is kept first: grep -q exiting early under pipefail
+# would fail the pipe with SIGPIPE.)
+targets=$(cmake --build "$tmp/all" --target help)
+for a in glib; do
+    if grep -q " consumer_$a\$" <<<"$targets"; then
+        cmake --build "$tmp/all" -j "$jobs" --target "consumer_$a" >/dev/null
+        "$tmp/all/consumer_$a"
+    elif [ -n "${CI:-}" ]; then
+        fail "adapter $a was not built inside the parent"
+    fi
+done
 echo "subproject OK"
