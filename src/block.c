@@ -44,10 +44,20 @@ static ssize_t read_some(mempipe *end, const struct iovec *iov, int iovcnt,
     struct mempipe__hold frame;
     mempipe__hold_enter(&frame, mempipe__end_rx(end));
     ssize_t n;
+    struct mempipe__pipe *rx = mempipe__end_rx(end);
     for (;;) {
         unsigned seen = mempipe__park_prepare(&end->rpark);
-        n = mempipe__end_readv(end, iov, iovcnt, total, wk,
-                               MEMPIPE__OP_BLOCKING);
+        /* R65: with a read mark, wait for min(its worth, total) first. */
+        size_t lw = rx == NULL ? 1
+                               : atomic_load_explicit(&rx->ring.rlowat,
+                                                      memory_order_relaxed);
+        if (lw > 1 && wk != NULL && total > 1)
+            n = mempipe__pipe_poll_fill(rx, total < lw ? total : lw, wk);
+        else
+            n = 1;
+        if (n == 1)
+            n = mempipe__end_readv(end, iov, iovcnt, total, wk,
+                                   MEMPIPE__OP_BLOCKING);
         if (n != -EAGAIN)
             break; /* R27: bytes, EOF or an error */
         if (wk == NULL ||
@@ -56,7 +66,7 @@ static ssize_t read_some(mempipe *end, const struct iovec *iov, int iovcnt,
                                    MEMPIPE__OP_BLOCKING);
             if (n == -EAGAIN) {
                 if (wk != NULL) /* ours, stored by the last round */
-                    mempipe__slot_cancel(&mempipe__end_rx(end)->rd);
+                    mempipe__slot_cancel(&rx->rd);
                 n = -ETIMEDOUT; /* R51 */
             }
             break;

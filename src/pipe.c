@@ -389,6 +389,27 @@ int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
     }
 }
 
+int mempipe__pipe_poll_fill(struct mempipe__pipe *p, size_t need,
+                            const mempipe_waker *w)
+{
+    bool stored = false;
+    for (;;) {
+        unsigned fl = atomic_load_explicit(&p->flags, memory_order_acquire);
+        if ((fl & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) != 0 ||
+            mempipe__ring_used(&p->ring) >= need) {
+            if (stored)
+                mempipe__slot_cancel(&p->rd);
+            return 1;
+        }
+        if (w == NULL || stored)
+            return -EAGAIN;
+        reader_waits_for(p, need);
+        mempipe__slot_store(&p->rd, w);
+        stored = true;
+        full_fence();
+    }
+}
+
 /*
  * Whether every byte written was read (0), or can never be (the reader
  * gone or read-shut first: its error, else -EPIPE): the writer's view,

@@ -166,6 +166,13 @@ int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2],
 int mempipe__pipe_consume(struct mempipe__pipe *p, size_t consumed,
                           size_t examined);
 
+/*
+ * Reader role: 1 once need bytes are buffered (or a close); else stores w
+ * to be woken then, and -EAGAIN. The blocking reads' wait for the mark.
+ */
+int mempipe__pipe_poll_fill(struct mempipe__pipe *p, size_t need,
+                            const mempipe_waker *w);
+
 /* The role's owner: sets its low-water mark (R65); -EINVAL for 0, above
  * the capacity or above UINT32_MAX. */
 int mempipe__pipe_set_lowat(struct mempipe__pipe *p, unsigned role, size_t n);
