@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "kinds.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,29 @@ double tu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int tu_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -errno;
+    int n = 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+void tu_fill(mempipe *w, size_t n)
+{
+    char buf[64];
+    memset(buf, 'x', sizeof buf);
+    while (n > 0) {
+        size_t k = n < sizeof buf ? n : sizeof buf;
+        assert_rc(k, mempipe_poll_write(w, buf, k, NULL));
+        n -= k;
+    }
 }
 
 /* ------------------------------------------------------------------------ */

@@ -46,6 +46,12 @@ long tu_check_pattern(const unsigned char *buf, size_t len, uint64_t pos,
 /* Monotonic seconds. */
 double tu_now(void);
 
+/* Open descriptors of this process (entries of /proc/self/fd), or -errno. */
+int tu_count_fds(void);
+
+/* Writes n bytes into w in poll writes of up to 64, each accepted whole. */
+void tu_fill(mempipe *w, size_t n);
+
 /* Failures inside worker threads: print expected/actual, then abort (cmocka's
  * assertions longjmp, which only works on the test's own thread). */
 #define T_RC(expected, actual)                                                 \
