@@ -730,70 +730,21 @@ static void test_R60_blocked_poll_woken_by_peer_close(void **state)
 }
 
 /*
- * The differential part: scripted sequences of states, each applied to a
- * mempipe duplex and to a non-blocking socketpair; after every step both
- * ends' revents (POLLIN, POLLOUT, POLLHUP, POLLRDHUP, POLLERR) must be
- * equal, POLLERR aside (the kernel's comes with a close that leaves bytes
- * unread; mempipe_fd never reports it). "fill" writes until -EAGAIN and
- * "drain" reads until -EAGAIN or EOF, so that full and empty mean the same
- * on both whatever their capacities. (The one known difference, a
- * shutdown over a full pipe, is pinned above.)
+ * The differential part: the twins' scripts (testutil.h), each applied to
+ * a mempipe duplex and to a non-blocking socketpair; after every step both
+ * ends' revents (POLLIN, POLLOUT, POLLHUP, POLLRDHUP) must be equal, and
+ * mempipe_fd never reports POLLERR (the kernel's comes with a close that
+ * leaves bytes unread: mempipe's errors are the calls' results).
  */
-enum op { WR1, FILL, DRAIN, SHUT, CLOSE, END };
-
-struct both {
-    mempipe *m[2];
-    int s[2];
-    int open[2];
-};
-
-static void both_step(struct both *x, enum op op, int e)
-{
-    static char big[1 << 16];
-    char buf[64];
-    switch (op) {
-    case WR1:
-        assert_rc(1, mempipe_poll_write(x->m[e], "x", 1, NULL));
-        assert_rc(1, send(x->s[e], "x", 1, MSG_NOSIGNAL));
-        break;
-    case FILL:
-        while (mempipe_poll_write(x->m[e], big, sizeof big, NULL) > 0)
-            ;
-        while (send(x->s[e], big, sizeof big, MSG_NOSIGNAL) > 0)
-            ;
-        break;
-    case DRAIN:
-        while (mempipe_poll_read(x->m[e], big, sizeof big, NULL) > 0)
-            ;
-        while (recv(x->s[e], big, sizeof big, 0) > 0)
-            ;
-        break;
-    case SHUT:
-        assert_rc(0, mempipe_shutdown(x->m[e]));
-        assert_rc(0, shutdown(x->s[e], SHUT_WR));
-        break;
-    case CLOSE:
-        mempipe_close(x->m[e]);
-        close(x->s[e]);
-        x->open[e] = 0;
-        break;
-    case END:
-        break;
-    }
-    (void)buf;
-}
-
-static void both_compare(const struct both *x, int script, int step)
+static void twin_compare(const struct tu_twin *x, size_t script, int step)
 {
     for (int e = 0; e < 2; e++) {
         if (!x->open[e])
             continue;
-        /* The kernel's POLLERR (a close that left bytes unread) has no
-         * counterpart: mempipe's errors are the calls' results. */
-        int m = rev(mempipe_fd(x->m[e])), s = rev(x->s[e]) & ~POLLERR;
+        int m = rev(x->mfd[e]), s = rev(x->s[e]) & ~POLLERR;
         if (m != s) {
             char mb[64], sb[64];
-            fail_msg("script %d step %d end %d: mempipe_fd %s, socketpair %s",
+            fail_msg("script %zu step %d end %d: mempipe_fd %s, socketpair %s",
                      script, step, e, names(m, mb, sizeof mb),
                      names(s, sb, sizeof sb));
         }
@@ -803,34 +754,17 @@ static void both_compare(const struct both *x, int script, int step)
 static void test_R60_states_match_socketpair(void **state)
 {
     (void)state;
-    /* {op, end} pairs, END-terminated. */
-    static const int scripts[][16][2] = {
-        {{WR1, 0}, {DRAIN, 1}, {WR1, 1}, {DRAIN, 0}, {END, 0}},
-        {{FILL, 0}, {DRAIN, 1}, {FILL, 1}, {FILL, 0}, {DRAIN, 0}, {END, 0}},
-        {{WR1, 0}, {SHUT, 0}, {DRAIN, 1}, {SHUT, 1}, {DRAIN, 0}, {END, 0}},
-        {{SHUT, 1}, {WR1, 0}, {FILL, 0}, {DRAIN, 1}, {SHUT, 0}, {END, 0}},
-        {{WR1, 0}, {FILL, 1}, {DRAIN, 0}, {CLOSE, 0}, {DRAIN, 1}, {END, 0}},
-        {{FILL, 0}, {CLOSE, 1}, {END, 0}},
-        {{SHUT, 0}, {DRAIN, 1}, {CLOSE, 1}, {END, 0}},
-        {{SHUT, 0}, {SHUT, 1}, {CLOSE, 0}, {END, 0}},
-        {{FILL, 1}, {SHUT, 0}, {CLOSE, 0}, {DRAIN, 1}, {END, 0}},
-        {{FILL, 0}, {FILL, 1}, {CLOSE, 1}, {DRAIN, 0}, {END, 0}},
-        {{WR1, 1}, {SHUT, 1}, {FILL, 0}, {DRAIN, 0}, {CLOSE, 0}, {END, 0}},
-    };
-    for (size_t k = 0; k < sizeof scripts / sizeof scripts[0]; k++) {
-        struct both x = {.open = {1, 1}};
-        assert_rc(0, mempipe_duplex(8, &x.m[0], &x.m[1]));
-        assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, x.s));
-        mfd(x.m[0]);
-        mfd(x.m[1]);
-        both_compare(&x, (int)k, -1);
-        for (int i = 0; scripts[k][i][0] != END; i++) {
-            both_step(&x, (enum op)scripts[k][i][0], scripts[k][i][1]);
-            both_compare(&x, (int)k, i);
+    for (size_t k = 0; k < tu_twin_nscripts; k++) {
+        struct tu_twin x;
+        tu_twin_open(&x, 8);
+        twin_compare(&x, k, -1);
+        for (int i = 0; i < TU_TWIN_STEPS && tu_twin_scripts[k][i][0] != TU_END;
+             i++) {
+            tu_twin_step(&x, tu_twin_scripts[k][i][0],
+                         tu_twin_scripts[k][i][1]);
+            twin_compare(&x, k, i);
         }
-        for (int e = 0; e < 2; e++)
-            if (x.open[e])
-                both_step(&x, CLOSE, e);
+        tu_twin_close(&x);
     }
 }
 
