@@ -571,21 +571,34 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
     return v != NULL && *v != '\0' ? strtoull(v, NULL, 0) : dflt;
 }
 
-static void
-test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
+/*
+ * Runs the sequences the environment asks for (MEMPIPE_DIFF_*, the default
+ * count divided by `fewer`) and returns their count; *first is the seed of
+ * the first.
+ */
+static uint64_t run_sequences(uint64_t fewer, uint64_t *first)
 {
-    (void)state;
     unsigned char *wbuf = malloc(MAX_CHUNK);
     unsigned char *rbuf = malloc(MAX_CHUNK);
     assert_non_null(wbuf);
     assert_non_null(rbuf);
     const char *one = getenv("MEMPIPE_DIFF_SEED");
-    uint64_t first =
+    *first =
         one ? env_u64("MEMPIPE_DIFF_SEED", 1) : env_u64("MEMPIPE_DIFF_BASE", 1);
-    uint64_t count = one ? 1 : env_u64("MEMPIPE_DIFF_COUNT", DEFAULT_COUNT);
-
+    uint64_t count =
+        one ? 1 : env_u64("MEMPIPE_DIFF_COUNT", DEFAULT_COUNT) / fewer;
     for (uint64_t i = 0; i < count; i++)
-        run_sequence(first + i, wbuf, rbuf);
+        run_sequence(*first + i, wbuf, rbuf);
+    free(wbuf);
+    free(rbuf);
+    return count;
+}
+
+static void
+test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
+{
+    (void)state;
+    uint64_t first, count = run_sequences(1, &first);
     printf("diff_test: %" PRIu64 " sequences from seed %" PRIu64
            ", %llu ops, %llu bytes delivered, %llu EOFs, %llu EPIPEs, "
            "%llu socket ECONNRESETs; %llu aborts, %llu rst_on_unread closes, "
@@ -593,36 +606,23 @@ test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
            count, first, n_ops, n_bytes, n_eof, n_epipe, n_reset, n_abort,
            n_rst_close, n_mp_reset, n_mp_reset_w);
     assert_true(n_ops > count); /* every sequence did something */
-    free(wbuf);
-    free(rbuf);
 }
 
 /*
  * The same sequences with mempipe_fd() asked on both mempipe ends, and the
- * revents of both sides compared after every step (R59, R60). Fewer by
- * default: every call then also keeps two sockets in step.
+ * revents of both sides compared after every step (R59, R60). A fifth of
+ * them by default: every call then also keeps two sockets in step.
  */
 static void test_R59_R60_random_sequences_revents_match_socketpair(void **state)
 {
     (void)state;
-    unsigned char *wbuf = malloc(MAX_CHUNK);
-    unsigned char *rbuf = malloc(MAX_CHUNK);
-    assert_non_null(wbuf);
-    assert_non_null(rbuf);
-    const char *one = getenv("MEMPIPE_DIFF_SEED");
-    uint64_t first =
-        one ? env_u64("MEMPIPE_DIFF_SEED", 1) : env_u64("MEMPIPE_DIFF_BASE", 1);
-    uint64_t count = one ? 1 : env_u64("MEMPIPE_DIFF_COUNT", DEFAULT_COUNT) / 5;
     with_fd = 1;
-    for (uint64_t i = 0; i < count; i++)
-        run_sequence(first + i, wbuf, rbuf);
+    uint64_t first, count = run_sequences(5, &first);
     with_fd = 0;
-    printf("diff_test: %" PRIu64 " sequences with mempipe_fd, %llu revents "
-           "compared\n",
-           count, n_revents);
+    printf("diff_test: %" PRIu64 " sequences from seed %" PRIu64
+           " with mempipe_fd, %llu revents compared\n",
+           count, first, n_revents);
     assert_true(n_revents > count); /* every sequence compared some */
-    free(wbuf);
-    free(rbuf);
 }
 
 /* Zero lengths are mempipe-only rules (R8, R14): checked here directly. */
