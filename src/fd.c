@@ -190,14 +190,32 @@ static void fd_release(struct mempipe__observer *o, struct mempipe__pipe *p);
 
 /* ---- the states (snapshots of atomics, acquire) ---------------------- */
 
-/* Watcher i's state of p, from one snapshot: see the top comment. */
-static int state_of(const struct mempipe__pipe *p, int i)
+/* What every watcher's state is computed from: one load of the flags, one
+ * of the positions. */
+struct snap {
+    bool closed; /* WCLOSED or RCLOSED: every call returns at once */
+    bool some;   /* L > 0 */
+    bool room;   /* L < M */
+};
+
+static struct snap snap_of(const struct mempipe__pipe *p)
 {
+    struct snap s = {true, true, true};
     if (mempipe__pipe_flags(p) & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED))
-        return i == SRD || i == SWR ? SHUT : ON; /* every call returns */
+        return s;
     size_t used = mempipe__pipe_readable(p);
-    bool ready = i == RD || i == SRD ? used > 0 : used < p->ring.cap;
-    return ready ? ON : OFF;
+    s.closed = false;
+    s.some = used > 0;
+    s.room = used < p->ring.cap;
+    return s;
+}
+
+/* Watcher i's state in snapshot s: see the top comment. */
+static int state_in(struct snap s, int i)
+{
+    if (s.closed)
+        return i == SRD || i == SWR ? SHUT : ON;
+    return (i == RD || i == SRD ? s.some : s.room) ? ON : OFF;
 }
 
 /* ---- the kernel objects ------------------------------------------------- */
@@ -311,13 +329,12 @@ static int object_to(struct watcher *x, int i, int from, int to)
 }
 
 /* Lock-free: true when watcher i needs nothing (see the top comment). */
-static bool in_step(const struct mempipe__fdwatch *w,
-                    const struct mempipe__pipe *p, int i)
+static bool in_step(const struct mempipe__fdwatch *w, struct snap s, int i)
 {
     /* Relaxed: ordered after the caller's full fence; the handshake is
      * between that fence and the fence in sync_one(). */
     int on = atomic_load_explicit(&w->x[i].on, memory_order_relaxed);
-    return on < 0 || on == state_of(p, i);
+    return on < 0 || on == state_in(s, i);
 }
 
 /*
@@ -329,7 +346,7 @@ static void sync_one(struct mempipe__pipe *p, struct mempipe__fdwatch *w, int i)
     struct watcher *x = &w->x[i];
     for (;;) {
         int on = atomic_load_explicit(&x->on, memory_order_relaxed);
-        int c = state_of(p, i);
+        int c = state_in(snap_of(p), i);
         if (on < 0 || on == c)
             return;
         /* `on` first: a thread whose change agrees with c may return at
@@ -351,8 +368,9 @@ static void sync_one(struct mempipe__pipe *p, struct mempipe__fdwatch *w, int i)
 static void fd_notify(struct mempipe__observer *o, struct mempipe__pipe *p)
 {
     struct mempipe__fdwatch *w = (struct mempipe__fdwatch *)o;
-    if (in_step(w, p, RD) && in_step(w, p, WR) && in_step(w, p, SRD) &&
-        in_step(w, p, SWR))
+    struct snap s = snap_of(p); /* after the caller's fence */
+    if (in_step(w, s, RD) && in_step(w, s, WR) && in_step(w, s, SRD) &&
+        in_step(w, s, SWR))
         return;
     if (inherited(w))
         return; /* a child's copy: the objects are the parent's (R34) */
