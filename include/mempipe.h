@@ -418,8 +418,9 @@ MEMPIPE_EXTERN const char *mempipe_strerror(int err);
  *
  * What to watch: both are POLLIN-ready fds, the writable one too. Watch
  * each for POLLIN only: epoll EPOLLIN, libuv UV_READABLE, GLib G_IO_IN on
- * both (never G_IO_OUT: the object is always writable, so a G_IO_OUT watch
- * fires at once, over and over, and the loop spins). Neither ever reports
+ * both (never G_IO_OUT: an eventfd is always writable, so a G_IO_OUT watch
+ * fires at once, over and over, and the loop spins; a pipe's read end is
+ * never writable, so it never fires). Neither ever reports
  * POLLHUP, POLLRDHUP or POLLERR: end of file, a closed peer and errors show
  * as POLLIN, and the call then returns 0, -EPIPE or the error. For one fd
  * that polls like a socket's (POLLIN, POLLOUT, POLLHUP), see mempipe_fd().

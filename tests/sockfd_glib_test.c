@@ -304,8 +304,9 @@ static void run_for(GMainContext *ctx, guint ms)
 
 /*
  * mempipe_writable_fd() on a full pipe: a G_IO_IN watch (the documented
- * one) waits; a G_IO_OUT watch fires over and over, as its object is always
- * writable: the misuse the header warns about.
+ * one) waits; a G_IO_OUT watch fires over and over, as an eventfd is always
+ * writable (with the pipe(2) fallback it never fires at all, a read end is
+ * never writable): the misuse the header warns about.
  */
 static void test_glib_writable_fd_is_watched_for_g_io_in(void **state)
 {
@@ -328,7 +329,11 @@ static void test_glib_writable_fd_is_watched_for_g_io_in(void **state)
            "in 20 ms\n",
            out);
     assert_rc(0, in);
-    assert_true(out > 100); /* spins */
+#if defined(MEMPIPE_FD_PIPE) || !defined(__linux__)
+    assert_rc(0, out); /* a pipe's read end: never writable, never fires */
+#else
+    assert_true(out > 100); /* an eventfd: always writable, spins */
+#endif
     g_source_destroy(sout);
     g_source_unref(sout);
     char buf[8];
