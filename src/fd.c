@@ -43,8 +43,11 @@
  * thread that made it, after a full fence (the wake fence of R25). notify reads
  * the states and `on`, lock-free; if they agree it returns — no lock, no
  * syscall, the steady state of a busy pipe. Otherwise it takes the lock and
- * runs sync: read the state c; if c != on, store on = c, update the object,
- * full fence, and read the state again; repeat until they agree.
+ * runs sync: read the state c; if c != on, store on = CHANGING + c, update
+ * the object, store on = c, full fence, and read the state again; repeat
+ * until they agree. CHANGING matches no state, so a thread whose change
+ * meets an update under way takes the lock and waits for it: when a call
+ * returns, the fds show its change (or a later one).
  *
  * Why no change is lost. Say thread T makes change X, fences (F_T), reads
  * `on` and skips because it matched T's state, while a sync on thread U
@@ -61,10 +64,12 @@
  * thread (draining), the writer thread (filling) and a closer (shutdown,
  * close) races. Nothing in the argument depends on how many values a state
  * has, so it covers the three of srd and swr (and SHUT, being final, is never
- * stale). Only the end between a change and its notify can show a lag:
- * a poller may see the fd ready just after the state stopped being (its
- * call returns -EAGAIN, and the notify on its way clears the fd) or wake a
- * moment after the change; a change is never missed.
+ * stale); CHANGING is a store like the others, followed by the settled
+ * value before the fence. Only the end between a change and its notify can
+ * show a lag: a poller on another thread may see the fd ready just after
+ * the state stopped being (its call returns -EAGAIN, and the notify on its
+ * way clears the fd) or wake a moment after the change; a change is never
+ * missed.
  *
  * The same handshake covers an fd made while the pipe is busy: the creator
  * publishes the watch and `on` (the state of the fresh object), fences, then
@@ -135,12 +140,15 @@
 #define OFF  MEMPIPE__SOCK_OFF
 #define ON   MEMPIPE__SOCK_ON
 #define SHUT MEMPIPE__SOCK_SHUT
+/* Added to the state `on` is moving to while the object is being updated
+ * (under the lock); never seen by a thread holding it. */
+#define CHANGING 4
 
 /* A watch's watchers (see the top comment), by index. */
 enum { RD, WR, SRD, SWR, NWATCHERS };
 
 struct watcher {
-    atomic_int on; /* -1 no object, else OFF, ON or SHUT; stored under lock */
+    atomic_int on; /* -1 no object, OFF, ON, SHUT (+CHANGING); under lock */
     int fd;        /* polled by the user: eventfd, pipe's read end, or s0 */
     int sig;       /* the library's side: the eventfd, pipe's write end, s1 */
     unsigned char *scratch; /* swr only: what a drain of s1 reads into */
@@ -328,12 +336,16 @@ static int object_to(struct watcher *x, int i, int from, int to)
     return to;
 }
 
-/* Lock-free: true when watcher i needs nothing (see the top comment). */
+/* Lock-free: true when watcher i needs nothing (see the top comment). A
+ * CHANGING value equals no state, so a change that meets an update under
+ * way waits for it on the lock. */
 static bool in_step(const struct mempipe__fdwatch *w, struct snap s, int i)
 {
-    /* Relaxed: ordered after the caller's full fence; the handshake is
-     * between that fence and the fence in sync_one(). */
-    int on = atomic_load_explicit(&w->x[i].on, memory_order_relaxed);
+    /* Ordered after the caller's full fence: the handshake is between that
+     * fence and the fence in sync_one(). Acquire: a settled value read from
+     * sync_one's release store comes after the object's update, which this
+     * thread's later polls then see. */
+    int on = atomic_load_explicit(&w->x[i].on, memory_order_acquire);
     return on < 0 || on == state_in(s, i);
 }
 
@@ -349,14 +361,13 @@ static void sync_one(struct mempipe__pipe *p, struct mempipe__fdwatch *w, int i)
         int c = state_in(snap_of(p), i);
         if (on < 0 || on == c)
             return;
-        /* `on` first: a thread whose change agrees with c may return at
-         * once (the object follows in a moment), one whose change does not
-         * sees the mismatch and waits for the lock, so that its call
-         * returns with the fd in step with it. */
-        atomic_store_explicit(&x->on, c, memory_order_relaxed);
+        /* CHANGING while the object moves: a thread whose change comes
+         * now sees a mismatch whatever its state and waits for the lock,
+         * so that no call returns while the fd lags behind its change. */
+        atomic_store_explicit(&x->on, CHANGING + c, memory_order_relaxed);
         int got = object_to(x, i, on, c);
-        if (got != c) /* the kernel refused: the next change retries */
-            atomic_store_explicit(&x->on, got, memory_order_relaxed);
+        /* Release: the object's update before the settled value (in_step). */
+        atomic_store_explicit(&x->on, got, memory_order_release);
         mempipe__full_fence(); /* `on` before the re-read: the handshake */
         if (got != c)
             return;

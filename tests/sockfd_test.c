@@ -876,8 +876,20 @@ static void test_R61_emfile_changes_nothing(void **state)
     for (int spare = 0; spare < 2; spare++) { /* none, or one of two */
         struct rlimit lim = {(rlim_t)low + (rlim_t)spare, old.rlim_max};
         assert_rc(0, setrlimit(RLIMIT_NOFILE, &lim));
-        int rc = mempipe_fd(a);
+        int probe[2], limited = socketpair(AF_UNIX, SOCK_STREAM, 0, probe);
+        int rc = limited == 0 ? 0 : mempipe_fd(a);
         assert_rc(0, setrlimit(RLIMIT_NOFILE, &old));
+        if (limited == 0) {
+            /* valgrind emulates the limit for dup(2) but not for
+             * socketpair(2): nothing here can reach -EMFILE. */
+            close(probe[0]);
+            close(probe[1]);
+            mempipe_close(a);
+            mempipe_close(b);
+            printf("SKIPPED: socketpair(2) ignores RLIMIT_NOFILE here "
+                   "(valgrind); -EMFILE is checked in the native builds\n");
+            skip();
+        }
         assert_rc(-EMFILE, rc);
         assert_rc(before, tu_count_fds());
     }
