@@ -370,7 +370,7 @@ static void sync_one(struct mempipe__pipe *p, struct mempipe__fdwatch *w, int i)
         atomic_store_explicit(&x->on, got, memory_order_release);
         mempipe__full_fence(); /* `on` before the re-read: the handshake */
         if (got != c)
-            return;
+            return; /* the kernel refused: the next change retries */
     }
 }
 
