@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 const size_t tls_caps[TLS_NCAPS] = {1, 7, 4096, 65536, SIZE_MAX};
@@ -203,6 +204,13 @@ void tls_close_raw(mempipe **end, int *fd)
 /* ------------------------------------------------------------------------ */
 
 static int quiet; /* the throughput mode prints its table only */
+
+double tls_thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 double tls_report(const char *lib, const char *mode, size_t cap, size_t total,
                   double seconds)

@@ -127,6 +127,13 @@ void tls_send_cut_hello(mempipe *end, int fd);
 void tls_close_raw(mempipe **end, int *fd);
 
 /*
+ * The calling thread's CPU time in seconds (user and system): what a
+ * one-thread echo is timed by, so that time spent descheduled by the
+ * neighbours of a shared machine does not count (bench/ does the same).
+ */
+double tls_thread_cpu(void);
+
+/*
  * An echo printed as "# <lib> <mode>, <kind>: N bytes each way, X MB/s",
  * X counting both ways (nothing in the throughput mode); returns X.
  */
