@@ -7,9 +7,8 @@
  * socketpair; threads blocked in poll(2), which must be woken and must not
  * spin; ownership, fork and every error path.
  */
+#include "end.h" /* white box: the watch of a pipe */
 #include "kinds.h"
-
-#include "end.h" /* white box: a read side shut (MEMPIPE__RCLOSED) */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -176,10 +175,10 @@ static void test_R59_duplex_end_follows_both_pipes(void **state)
 }
 
 /*
- * The lead's mempipe_shutdown_read sets MEMPIPE__RCLOSED on the end's own
- * read pipe; white box until that call exists: its reads then return at
- * once, so every fd of that end that stands for reading is ready, and the
- * socket shows the shut receive side (RDHUP), as after shutdown(SHUT_RD);
+ * mempipe_shutdown_read (R56) sets MEMPIPE__RCLOSED on the end's own read
+ * pipe: its reads then return at once, so every fd of that end that stands
+ * for reading is ready, and the socket shows the shut receive side (RDHUP),
+ * as after shutdown(SHUT_RD);
  * the peer's writes fail at once (OUT), and it sees no hang-up, as on a
  * socketpair (0x2005 and 0x0004, measured).
  */
@@ -193,7 +192,7 @@ static void test_R59_R60_own_read_side_shut(void **state)
     assert_true(rfd >= 0);
     tu_fill(a, 2);
     assert_rev(0, fa);
-    mempipe__pipe_close_read(mempipe__end_rx(b), 0);
+    assert_rc(0, mempipe_shutdown_read(b));
     assert_rc(1, in_ready(rfd));
     assert_rev(IN | OUT | RDHUP, fb);
     assert_rev(OUT, fa);
