@@ -840,11 +840,14 @@ MEMPIPE_EXTERN int mempipe_set_tap(mempipe *end,
  * the call (so the reading and the writing thread of a pipe may call it at
  * the same time: it must be thread-safe):
  *   - allocates: mempipe_duplex(), mempipe_simplex(), mempipe_loopback() (the
- *     pipe); mempipe_poll_write(), mempipe_poll_writev(), mempipe_write()
- *     (segments for the bytes); mempipe_readable_fd(), mempipe_writable_fd()
- *     (the fd's bookkeeping, on the first call of a pipe);
- *   - frees: mempipe_poll_read(), mempipe_read() (a drained segment, once
- *     one is already cached); the writes (a cached segment too small to
+ *     pipe); mempipe_poll_write(), mempipe_poll_writev(), mempipe_write(),
+ *     mempipe_writev(), mempipe_write_timeout() (segments for the bytes);
+ *     mempipe_readable_fd(), mempipe_writable_fd(), mempipe_fd() (the fd's
+ *     bookkeeping, on the first call of a pipe or end);
+ *   - frees: mempipe_poll_read(), mempipe_poll_readv(), mempipe_read(),
+ *     mempipe_readv(), mempipe_read_full(), mempipe_read_timeout() (a
+ *     drained segment, once one is already cached); the writes (a cached
+ *     segment too small to
  *     reuse); the fd calls (bookkeeping that lost a race with the peer's
  *     end); mempipe_close() (segments of unread bytes, and on the last close
  *     of a pipe everything it holds);
