@@ -229,18 +229,32 @@ static int send_out(struct pump *p)
     }
 }
 
-/* Feeds input to nghttp2, all of it (mem_recv may stop early on a pause). */
+/*
+ * Feeds input to nghttp2, all of it. mem_recv stops early when a callback
+ * returns NGHTTP2_ERR_PAUSE and is called again with the rest; a pause
+ * counts at least the byte that produced it, so that makes progress (should
+ * nghttp2 take nothing again and again, that is an error, not a spin). A
+ * pause on the last bytes leaves the frame's own end (on_frame_recv, a
+ * stream's close) to the next call, which needs no bytes: so one call with
+ * none follows (nghttp2 takes NULL, 0; it does nothing when nothing waits).
+ */
 static int feed(struct pump *p, const uint8_t *buf, size_t n)
 {
+    int idle = 0;
     while (n > 0) {
         ssize_t r = nghttp2_session_mem_recv(p->s, buf, n);
         if (r < 0)
             return ng_fail((int)r);
-        if (r == 0)
-            return ng_fail(NGHTTP2_ERR_INVALID_STATE); /* never seen */
+        if (r == 0 && ++idle == 64)
+            return ng_fail(NGHTTP2_ERR_INVALID_STATE);
+        if (r > 0)
+            idle = 0;
         buf += r;
         n -= (size_t)r;
     }
+    ssize_t r = nghttp2_session_mem_recv(p->s, NULL, 0);
+    if (r < 0)
+        return ng_fail((int)r);
     p->moved = 1;
     return 0;
 }

@@ -58,6 +58,13 @@ for a in openssl uv event; do
         exit 1
     fi
 done
+# The nghttp2 adapter, the same way (its own block).
+if [ -e "$pc/mempipe-nghttp2.pc" ]; then
+    adapters="$adapters nghttp2"
+elif [ -n "${CI:-}" ]; then
+    echo "adapter nghttp2 was not built (scripts/deps.sh ci installs libnghttp2-dev)" >&2
+    exit 1
+fi
 echo "adapters installed:${adapters:- none}"
 
 echo "== consumer through pkg-config"

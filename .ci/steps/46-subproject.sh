@@ -89,4 +89,12 @@ cmake -S examples/consumer -B "$tmp/all" -DMEMPIPE_FROM=subdirectory -DMEMPIPE_S
 cmake --build "$tmp/all" -j "$jobs" --target hello mempipe_example_hello >/dev/null
 "$tmp/all/hello" | grep -q "project that uses mempipe" || fail "the parent's hello was replaced"
 "$tmp/all/mempipe/examples/hello" >/dev/null
+# The nghttp2 adapter from the tree: the parent's consumer_nghttp2 links
+# mempipe::mempipe_nghttp2 (which brings libnghttp2) and runs.
+if pkg-config --exists libnghttp2; then
+    cmake --build "$tmp/all" -j "$jobs" --target consumer_nghttp2 >/dev/null
+    "$tmp/all/consumer_nghttp2" >/dev/null || fail "consumer_nghttp2 failed"
+elif [ -n "${CI:-}" ]; then
+    fail "libnghttp2 not found (scripts/deps.sh ci installs libnghttp2-dev)"
+fi
 echo "subproject OK"

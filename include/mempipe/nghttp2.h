@@ -118,8 +118,10 @@ extern "C" {
  *         -EBADF if end is a simplex end (it cannot both read and write);
  *         nothing is done;
  *         -EPIPE if the peer closed while the session still wanted to read
- *         (mempipe_nghttp2_error() is then NGHTTP2_ERR_EOF), or this end
- *         was shut down (mempipe_shutdown()) while output remains;
+ *         (mempipe_nghttp2_error() is then NGHTTP2_ERR_EOF, or 0 if
+ *         writing was refused before end of file was seen), or this end
+ *         was shut down (mempipe_shutdown()) while the session has output
+ *         and still wants to read;
  *         -ECONNRESET if the peer reset the pipe;
  *         -EPROTO if nghttp2_session_mem_recv() or _mem_send() failed
  *         (bad client magic, flooding, a callback that returned
