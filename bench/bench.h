@@ -48,6 +48,7 @@ enum {
     W_W3 = 1u << 4,
     W_W4 = 1u << 5,
     W_W5 = 1u << 6,
+    W_W6 = 1u << 7,
 };
 
 /* One measurement: the workload's value plus its steady-state allocations. */
@@ -130,6 +131,7 @@ void run_w2(const struct opts *o);
 /* single.c: W3, W4. */
 void run_w3(const struct opts *o);
 void run_w4(const struct opts *o, double limit);
+void run_w6(const struct opts *o);
 /* many.c: W5. */
 void run_w5(const struct opts *o);
 

@@ -7,7 +7,8 @@
  *
  * Prints the machine, one markdown table with every workload, and the
  * issue-6 targets checked against the medians. The workloads are defined in
- * threads.c (W1, W1s, W2), single.c (W3, W4), many.c (W5) and memcpy.c.
+ * threads.c (W1, W1s, W2), single.c (W3, W4, W6), many.c (W5) and
+ * memcpy.c.
  */
 #include "bench.h"
 
@@ -22,7 +23,7 @@ static void usage(FILE *f)
             "usage: mempipe_bench [options]\n"
             "  --quick          smaller sizes and 1 run (CI smoke)\n"
             "  --only LIST      workloads to run, comma-separated: memcpy, "
-            "W1, W1s, W2, W3, W4, W5\n"
+            "W1, W1s, W2, W3, W4, W5, W6\n"
             "  --runs N         runs per row (default 5, --quick 1; max %d)\n"
             "  --impl NAME      mempipe, pipe, socketpair or all (default)\n"
             "  --w3-iters N     W3 pairs per run after a fixed 10000-pair "
@@ -37,7 +38,7 @@ static unsigned parse_only(const char *list)
         unsigned bit;
     } names[] = {{"memcpy", W_MEMCPY}, {"W1", W_W1}, {"W1s", W_W1S},
                  {"W2", W_W2},         {"W3", W_W3}, {"W4", W_W4},
-                 {"W5", W_W5}};
+                 {"W5", W_W5},         {"W6", W_W6}};
     unsigned bits = 0;
     char *copy = strdup(list), *save = NULL;
     if (copy == NULL)
@@ -147,6 +148,8 @@ int main(int argc, char **argv)
         run_w4(&o, half);
     if (all || (o.only & W_W5))
         run_w5(&o);
+    if (all || (o.only & W_W6))
+        run_w6(&o);
 
     if (pipe_size_refused > 0)
         table_note("F_SETPIPE_SZ 64 KiB was refused for %lu pipes (per-user "

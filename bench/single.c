@@ -7,6 +7,10 @@
  *        write+read pair: the fixed cost of a call.
  *   W4   bulk: a 64 KiB poll_write, then read it all back, through a 64 KiB
  *        duplex until 1 GiB has moved. GB/s: the copy path.
+ *   W6   vectored: a 16 B header and a 48 B body gathered by one
+ *        mempipe_poll_writev, scattered back into a header and a body by
+ *        one mempipe_poll_readv, 2,000,000 times. Nanoseconds per pair:
+ *        writev(2)/readv(2) against the slow path the slices take.
  *
  * The kernel runs the same loops with write(2)/read(2) on a non-blocking
  * pipe (64 KiB) and socketpair.
@@ -18,6 +22,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define CAPACITY   (64 * KIB)
@@ -236,6 +241,74 @@ void run_w4(const struct opts *o, double limit)
             if (!(o->impls & (1u << i)))
                 continue;
             struct sample s = w4_once(i, total);
+            row_add(&rows[i], &s);
+        }
+    table_group(rows, IMPL_COUNT);
+}
+
+/* ---- W6 ---------------------------------------------------------------- */
+
+#define HDR 16
+
+/* Gathers out into one message and scatters it back; n pairs. */
+static void w6_loop(struct conn *c, uint64_t n)
+{
+    unsigned char hdr[HDR], body[MSG - HDR], ih[HDR], ib[MSG - HDR];
+    memset(hdr, 0x11, sizeof hdr);
+    memset(body, 0x22, sizeof body);
+    struct iovec out[2] = {{hdr, HDR}, {body, MSG - HDR}};
+    struct iovec in[2] = {{ih, HDR}, {ib, MSG - HDR}};
+    for (uint64_t i = 0; i < n; i++) {
+        ssize_t w, r;
+        if (c->impl == IMPL_MEMPIPE) {
+            w = mempipe_poll_writev(c->a, out, 2, NULL);
+            r = mempipe_poll_readv(c->b, in, 2, NULL);
+        } else {
+            w = writev(c->wfd, out, 2);
+            r = readv(c->rfd, in, 2);
+        }
+        if (w != MSG || r != MSG)
+            die("W6: %s moved %zd/%zd of 64 B at pair %llu", impl_name[c->impl],
+                w, r, (unsigned long long)i);
+    }
+    if (ib[MSG - HDR - 1] != 0x22 || ih[0] != 0x11)
+        die("W6: wrong bytes read back");
+}
+
+static struct sample w6_once(enum impl impl, uint64_t iters)
+{
+    struct conn c;
+    conn_open(&c, impl);
+    w6_loop(&c, WARM_PAIRS);
+    uint64_t a0 = count_allocs();
+    double t0 = cpu_sec();
+    w6_loop(&c, iters);
+    double dt = cpu_sec() - t0;
+    struct sample s = {dt / (double)iters * 1e9, count_allocs() - a0, iters};
+    if (impl != IMPL_MEMPIPE)
+        s.allocs = s.ops = 0;
+    conn_close(&c);
+    return s;
+}
+
+void run_w6(const struct opts *o)
+{
+    uint64_t iters = o->quick ? 100000 : 2000000;
+    struct row rows[IMPL_COUNT];
+    for (int i = 0; i < IMPL_COUNT; i++)
+        rows[i] = (struct row){
+            .id = "W6",
+            .workload = "W6 poll writev+readv, 16+48 B",
+            .placement = "-",
+            .impl = impl_name[i],
+            .unit = "ns/pair",
+            .sense = LOWER_BETTER,
+        };
+    for (int r = 0; r < o->runs; r++)
+        for (int i = 0; i < IMPL_COUNT; i++) {
+            if (!(o->impls & (1u << i)))
+                continue;
+            struct sample s = w6_once(i, iters);
             row_add(&rows[i], &s);
         }
     table_group(rows, IMPL_COUNT);

@@ -270,6 +270,13 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_read(mempipe *end, void *buf, size_t len,
  * as many as fit: min(len, free space). Short writes are normal.
  *
  * Returns the count accepted (> 0), or 0 when len is 0 on an open pipe.
+ * A short count because the pipe filled part-way through leaves a non-NULL
+ * waker stored, as -EAGAIN would (SPEC R54): it is called once space frees
+ * or the pipe closes, so a caller that waits after a short write (as
+ * GnuTLS's vectored push does) is woken, as edge-triggered epoll would
+ * report a socket's next free space. A write that fits whole stores
+ * nothing. (A short count for want of memory, or one cut by an injected
+ * fault's cap, stores nothing.)
  * Errors: -EPIPE if this end shut down or closed its writing side, or the
  *         reader is gone, checked first even with free space; never a signal.
  *         -EAGAIN if the pipe is full; a non-NULL waker is stored and called
@@ -304,6 +311,47 @@ MEMPIPE_EXTERN ssize_t mempipe_poll_write(mempipe *end, const void *buf,
 MEMPIPE_EXTERN ssize_t mempipe_poll_writev(mempipe *end,
                                            const struct iovec *iov, int iovcnt,
                                            const mempipe_waker *waker);
+
+/*
+ * Scatters: reads up to the slices' total into them in order, exactly as
+ * one mempipe_poll_read() into their concatenation. Empty slices anywhere
+ * are harmless; iovcnt == 0 or all slices empty behaves as len == 0 (R8).
+ * Returns and errors as mempipe_poll_read(), plus -EINVAL for the slices
+ * as mempipe_poll_writev() checks them. The slices are the caller's, their
+ * bytes written only during the call. SPEC R52.
+ * Thread: the one thread currently reading this end.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_poll_readv(mempipe *end, const struct iovec *iov,
+                                          int iovcnt,
+                                          const mempipe_waker *waker);
+
+/*
+ * Readiness without moving a byte (SPEC R55): returns 1 if a read on end
+ * would not wait now — bytes are buffered, or end of file, or an error is
+ * pending, or this end shut its reading side — else stores a non-NULL
+ * waker exactly as a pending mempipe_poll_read() would (called once, by
+ * the thread whose write, shutdown or close changes that) and returns
+ * -EAGAIN. A 1 stores nothing. For GnuTLS's pull_timeout, GSource's
+ * prepare/check, and every "wait until readable" loop that must not take
+ * the bytes yet.
+ * Errors: -EINVAL for a NULL end or a waker with a NULL wake; -EBADF for a
+ *         simplex writer end.
+ * Thread: the one thread currently reading this end (the waker shares the
+ * reading direction's one slot with poll_read: the last stored wins).
+ */
+MEMPIPE_EXTERN int mempipe_poll_readable(mempipe *end,
+                                         const mempipe_waker *waker);
+
+/*
+ * The same for writing (SPEC R55): 1 if a write on end would not wait —
+ * space is free, or the pipe is closed either way so a write fails at once
+ * (-EPIPE or the peer's error) — else stores a non-NULL waker as a pending
+ * mempipe_poll_write() would and returns -EAGAIN.
+ * Errors: -EINVAL as above; -EBADF for a simplex reader end.
+ * Thread: the one thread currently writing this end.
+ */
+MEMPIPE_EXTERN int mempipe_poll_writable(mempipe *end,
+                                         const mempipe_waker *waker);
 
 /*
  * Flushes: there is never anything to flush, so it returns 0 at once and
@@ -369,11 +417,126 @@ MEMPIPE_EXTERN ssize_t mempipe_write(mempipe *end, const void *buf, size_t len);
 /* mempipe_poll_shutdown(end, NULL): it never blocks. Same returns. */
 MEMPIPE_EXTERN int mempipe_shutdown(mempipe *end);
 
+/*
+ * mempipe_read() with a limit (SO_RCVTIMEO, done better): waits at most
+ * timeout_ms milliseconds, measured on CLOCK_MONOTONIC from the call's
+ * start (signals neither cut nor stretch it). timeout_ms < 0 waits as
+ * long as it takes (mempipe_read() itself); 0 tries once.
+ * Returns the count (> 0), 0 at EOF or when len is 0.
+ * Errors: -ETIMEDOUT if nothing was buffered and no EOF or error came in
+ *         time (also for 0: never -EAGAIN); the waker it parked with is
+ *         withdrawn, and bytes that arrive later wait for the next read.
+ *         -EINVAL, -EBADF as mempipe_poll_read(). SPEC R51.
+ * Thread and wake-ups as mempipe_read(); futex and condvar builds alike.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_read_timeout(mempipe *end, void *buf, size_t len,
+                                            int timeout_ms);
+
+/*
+ * mempipe_write() with a limit: waits at most timeout_ms milliseconds
+ * (as mempipe_read_timeout()) for all len bytes to be accepted.
+ * Returns len, or the count accepted when the time ran out part-way (the
+ * rest is not written: the caller still has it) or the pipe closed
+ * part-way (R28).
+ * Errors: -ETIMEDOUT if no byte was accepted in time (also for 0);
+ *         otherwise as mempipe_write(). SPEC R51.
+ * Thread and wake-ups as mempipe_write().
+ */
+MEMPIPE_EXTERN ssize_t mempipe_write_timeout(mempipe *end, const void *buf,
+                                             size_t len, int timeout_ms);
+
+/*
+ * mempipe_read() into slices (readv(2)): blocks until at least one byte is
+ * buffered (or EOF, or an error), then fills the slices in order as
+ * mempipe_poll_readv() does. Returns and errors as mempipe_read(), plus
+ * -EINVAL for the slices as mempipe_poll_writev() checks them. SPEC R52.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_readv(mempipe *end, const struct iovec *iov,
+                                     int iovcnt);
+
+/*
+ * mempipe_write() from slices (writev(2)): blocks until every byte of
+ * every slice is accepted, in order. Returns and errors as mempipe_write()
+ * (the total, or a short count when the pipe closed or memory ran out
+ * part-way), plus -EINVAL for the slices. SPEC R52.
+ */
+MEMPIPE_EXTERN ssize_t mempipe_writev(mempipe *end, const struct iovec *iov,
+                                      int iovcnt);
+
+/*
+ * Reads exactly len bytes (MSG_WAITALL): blocks until len bytes have been
+ * read into buf, end of file, or an error.
+ * Returns the count moved: len, or fewer at EOF or an error part-way (the
+ * next call then returns 0, or the error); 0 at EOF before any byte, or
+ * when len is 0.
+ * Errors: an error before any byte (-ECONNRESET after the peer's abort,
+ *         the peer's close_with_error error); -EINVAL, -EBADF as
+ *         mempipe_read(). Never -EAGAIN, never EINTR. SPEC R53.
+ * Thread and wake-ups as mempipe_read().
+ */
+MEMPIPE_EXTERN ssize_t mempipe_read_full(mempipe *end, void *buf, size_t len);
+
+/*
+ * Read-side shutdown (shutdown(fd, SHUT_RD)): this end reads no more. The
+ * bytes buffered for it and every byte its peer tries to write after are
+ * discarded: mempipe_readable() is 0 at once, this end's reads (a parked
+ * one included, from any thread) return 0 (EOF) from now on, and the
+ * peer's writes fail with -EPIPE, its parked writer woken. For a pump or
+ * proxy whose consumer left while another thread still writes. Unlike
+ * Linux, which still returns the bytes buffered before SHUT_RD, the
+ * buffered bytes are dropped too (their memory is freed by this end's next
+ * read or its close). This end's writing direction stays open.
+ * Returns 0; idempotent. Errors: -EINVAL for a NULL end; -EBADF for a
+ * simplex writer end. SPEC R56.
+ * Any thread (it may interrupt a reader blocked on another thread).
+ */
+MEMPIPE_EXTERN int mempipe_shutdown_read(mempipe *end);
+
+/*
+ * Waits without moving a byte (poll(2) on one socket for POLLIN): blocks
+ * until a read on end would not wait — bytes, end of file, an error, this
+ * end's read-side shutdown — at most timeout_ms milliseconds (negative: no
+ * limit; 0: look once), as mempipe_read_timeout() measures it.
+ * Returns 1 when ready. Errors: -ETIMEDOUT; -EINVAL for a NULL end; -EBADF
+ * for a simplex writer end. SPEC R55.
+ * Thread: the one thread currently reading this end (it waits where a
+ * blocked read would). GnuTLS's pull_timeout is this call.
+ */
+MEMPIPE_EXTERN int mempipe_wait_readable(mempipe *end, int timeout_ms);
+
+/*
+ * The same for writing: until a write would not wait (room, or either
+ * close). Returns 1, or -ETIMEDOUT, -EINVAL, -EBADF (a simplex reader end).
+ * Thread: the one thread currently writing this end. SPEC R55.
+ */
+MEMPIPE_EXTERN int mempipe_wait_writable(mempipe *end, int timeout_ms);
+
+/*
+ * Lingers (SO_LINGER's wait, done without a close): blocks until the peer
+ * has read every byte this end wrote, at most timeout_ms milliseconds
+ * (negative: no limit; 0: look once), as mempipe_read_timeout() measures
+ * it. Writes nothing; this end may have shut down its writing side.
+ * Returns 0 when every byte written has been read — also when the peer read
+ * them all and then closed.
+ * Errors: -EPIPE if the peer closed or shut its reading side with bytes of
+ *         this end's unread (they never will be), or the error the peer
+ *         closed with (mempipe_close_with_error, -ECONNRESET after its
+ *         abort) instead; -ETIMEDOUT if bytes were still unread when the
+ *         time ran out; -EINVAL for a NULL end; -EBADF for a simplex reader
+ *         end. SPEC R57.
+ * Thread: the one thread currently writing this end (it waits where a
+ * blocked write would, and is woken by the peer's reads and close).
+ */
+MEMPIPE_EXTERN int mempipe_drain(mempipe *end, int timeout_ms);
+
 /* ----------------------------------------------------------------------- */
 /* State (any thread; a snapshot that may be stale at once)                 */
 /* ----------------------------------------------------------------------- */
 
-/* Bytes buffered for this end to read; 0 for NULL or a simplex writer. */
+/*
+ * Bytes buffered for this end to read; 0 for NULL or a simplex writer, and
+ * 0 after the peer's abort or this end's mempipe_shutdown_read().
+ */
 MEMPIPE_EXTERN size_t mempipe_readable(const mempipe *end);
 
 /*
@@ -382,6 +545,14 @@ MEMPIPE_EXTERN size_t mempipe_readable(const mempipe *end);
  * reader.
  */
 MEMPIPE_EXTERN size_t mempipe_writable(const mempipe *end);
+
+/*
+ * Bytes this end wrote that the peer has not read yet (ioctl SIOCOUTQ):
+ * 0 once the peer has read them all, and 0 once it is gone or shut its
+ * reading side (those bytes will never be read). 0 for NULL or a simplex
+ * reader. SPEC R58.
+ */
+MEMPIPE_EXTERN size_t mempipe_unread(const mempipe *end);
 
 /*
  * The capacity M (max_buf_size) of the pipe this end writes; for a simplex

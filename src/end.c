@@ -246,11 +246,9 @@ ssize_t mempipe_poll_write(mempipe *end, const void *buf, size_t len,
     return mempipe__end_write(end, buf, len, waker, 0);
 }
 
-ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,
-                            const mempipe_waker *waker)
+ssize_t mempipe__iov_total(const struct iovec *iov, int iovcnt)
 {
-    if (end == NULL || iovcnt < 0 || iovcnt > IOV_MAX ||
-        (iov == NULL && iovcnt > 0) || BAD_WAKER(waker))
+    if (iovcnt < 0 || iovcnt > IOV_MAX || (iov == NULL && iovcnt > 0))
         return -EINVAL;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++) {
@@ -260,7 +258,45 @@ ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,
             return -EINVAL; /* the sum would overflow the return type */
         total += iov[i].iov_len;
     }
-    return mempipe__end_writev(end, iov, iovcnt, total, waker, 0);
+    return (ssize_t)total;
+}
+
+ssize_t mempipe_poll_writev(mempipe *end, const struct iovec *iov, int iovcnt,
+                            const mempipe_waker *waker)
+{
+    ssize_t total = mempipe__iov_total(iov, iovcnt);
+    if (end == NULL || total < 0 || BAD_WAKER(waker))
+        return -EINVAL;
+    return mempipe__end_writev(end, iov, iovcnt, (size_t)total, waker, 0);
+}
+
+ssize_t mempipe_poll_readv(mempipe *end, const struct iovec *iov, int iovcnt,
+                           const mempipe_waker *waker)
+{
+    ssize_t total = mempipe__iov_total(iov, iovcnt);
+    if (end == NULL || total < 0 || BAD_WAKER(waker))
+        return -EINVAL;
+    return mempipe__end_readv(end, iov, iovcnt, (size_t)total, waker, 0);
+}
+
+int mempipe_poll_readable(mempipe *end, const mempipe_waker *waker)
+{
+    if (end == NULL || BAD_WAKER(waker))
+        return -EINVAL;
+    if (end->rxi < 0)
+        return -EBADF; /* a simplex writer never reads */
+    return mempipe__pipe_poll_ready(mempipe__end_rx(end), MEMPIPE__ROLE_READER,
+                                    waker);
+}
+
+int mempipe_poll_writable(mempipe *end, const mempipe_waker *waker)
+{
+    if (end == NULL || BAD_WAKER(waker))
+        return -EINVAL;
+    if (end->txi < 0)
+        return -EBADF; /* a simplex reader never writes */
+    return mempipe__pipe_poll_ready(mempipe__end_tx(end), MEMPIPE__ROLE_WRITER,
+                                    waker);
 }
 
 int mempipe_poll_flush(mempipe *end, const mempipe_waker *waker)
@@ -284,6 +320,28 @@ int mempipe_poll_shutdown(mempipe *end, const mempipe_waker *waker)
 int mempipe_shutdown(mempipe *end)
 {
     return mempipe_poll_shutdown(end, NULL);
+}
+
+int mempipe_shutdown_read(mempipe *end)
+{
+    if (end == NULL)
+        return -EINVAL;
+    if (end->rxi < 0)
+        return -EBADF; /* a simplex writer never reads */
+    /* The reader's fast path does not look at the flags: take it away
+     * first, so that every read after the shutdown is seen goes where the
+     * shutdown is seen (as an abort does for its peer). */
+    atomic_store_explicit(&end->rxf, NULL, memory_order_relaxed);
+    mempipe__pipe_shut_read(mempipe__end_rx(end));
+    MEMPIPE__PROBE3(shutdown, end, (size_t)1, (ssize_t)0);
+    return 0;
+}
+
+size_t mempipe_unread(const mempipe *end)
+{
+    if (end == NULL || end->txi < 0)
+        return 0;
+    return mempipe__pipe_unread(mempipe__end_tx(end));
 }
 
 size_t mempipe_readable(const mempipe *end)

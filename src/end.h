@@ -70,4 +70,11 @@ static inline struct mempipe__pipe *mempipe__end_tx(const struct mempipe *e)
     return e->txi < 0 ? NULL : &e->core->pipes[e->txi];
 }
 
+/*
+ * The checked sum of iovcnt slices' lengths, or -EINVAL (R30): iov NULL
+ * with iovcnt > 0, iovcnt negative or above IOV_MAX, a slice with a length
+ * and no base, or a sum past SSIZE_MAX. Any thread.
+ */
+ssize_t mempipe__iov_total(const struct iovec *iov, int iovcnt);
+
 #endif

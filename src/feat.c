@@ -104,18 +104,6 @@ static uint64_t position(const atomic_size_t *pos)
            ~MEMPIPE__RING_CLOSED;
 }
 
-/*
- * The bytes the end's reads returned: the read position, or where a reset
- * cut the stream (R38) if that came first. The position first: once it has
- * moved past a cut, the cut (stored before, release) is visible.
- */
-static uint64_t bytes_read(const struct mempipe__ring *r)
-{
-    uint64_t pos = position(&r->rpos);
-    size_t cut = atomic_load_explicit(&r->cut, memory_order_acquire);
-    return cut != SIZE_MAX && cut < pos ? cut : pos;
-}
-
 static uint64_t get(const atomic_ullong *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
@@ -131,7 +119,7 @@ int mempipe_get_stats(const mempipe *end, mempipe_stats *out)
     if (tx != NULL)
         out->bytes_written = position(&tx->ring.wpos);
     if (rx != NULL)
-        out->bytes_read = bytes_read(&rx->ring);
+        out->bytes_read = mempipe__ring_delivered(&rx->ring);
     /* Counting starts here if it had not (mempipe.h says so): making the
      * record is the one change this call makes to the end, hence the cast. */
     struct mempipe__feat *ft = get_feat((mempipe *)(uintptr_t)end);

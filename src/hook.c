@@ -32,9 +32,10 @@ static ssize_t run(struct mempipe__pipe *p, bool rd, bool fast,
                    const struct mempipe__io *io, size_t len,
                    const mempipe_waker *w)
 {
+    if (rd && fast && io->iovcnt == 1)
+        return mempipe__pipe_read1(p, io->iov[0].iov_base, len, w);
     if (rd)
-        return fast ? mempipe__pipe_read1(p, io->buf, len, w)
-                    : mempipe__pipe_read(p, io->buf, len, w);
+        return mempipe__pipe_readv(p, io->iov, len, w);
     if (fast && io->iovcnt == 1)
         return mempipe__pipe_write1(p, io->iov[0].iov_base, len, w);
     return mempipe__pipe_writev(p, io->iov, io->iovcnt, len, w);
@@ -64,7 +65,7 @@ static bool would_wait(const struct mempipe__pipe *p, bool rd)
     unsigned fl = mempipe__pipe_flags(p);
     if (rd)
         return mempipe__pipe_readable(p) == 0 &&
-               (fl & (MEMPIPE__WCLOSED | MEMPIPE__RESET)) == 0;
+               (fl & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) == 0;
     return fl == 0 && mempipe__pipe_writable(p) == 0;
 }
 
@@ -86,14 +87,11 @@ static size_t cap_of(struct mempipe__dirfeat *d)
 static void show(const struct mempipe__feat *ft, bool rd,
                  const struct mempipe__io *io, size_t n)
 {
-    if (rd) {
-        ft->tap(ft->tap_ctx, MEMPIPE_TAP_READ, io->buf, n);
-        return;
-    }
+    int how = rd ? MEMPIPE_TAP_READ : MEMPIPE_TAP_WRITE;
     for (int i = 0; i < io->iovcnt && n > 0; i++) {
         size_t k = io->iov[i].iov_len < n ? io->iov[i].iov_len : n;
         if (k > 0)
-            ft->tap(ft->tap_ctx, MEMPIPE_TAP_WRITE, io->iov[i].iov_base, k);
+            ft->tap(ft->tap_ctx, how, io->iov[i].iov_base, k);
         n -= k;
     }
 }
@@ -197,7 +195,15 @@ ssize_t mempipe__hook_io(mempipe *end, const struct mempipe__io *io,
 ssize_t mempipe__hook_read(mempipe *end, void *buf, size_t len,
                            const mempipe_waker *w, unsigned how)
 {
-    struct mempipe__io io = {MEMPIPE__OP_READ | how, buf, NULL, 0, len};
+    struct iovec one = {buf, len};
+    struct mempipe__io io = {MEMPIPE__OP_READ | how, &one, 1, len};
+    return mempipe__hook_io(end, &io, w);
+}
+
+ssize_t mempipe__hook_readv(mempipe *end, const struct iovec *iov, int iovcnt,
+                            size_t total, const mempipe_waker *w, unsigned how)
+{
+    struct mempipe__io io = {MEMPIPE__OP_READ | how, iov, iovcnt, total};
     return mempipe__hook_io(end, &io, w);
 }
 
@@ -206,13 +212,13 @@ ssize_t mempipe__hook_write(mempipe *end, const void *buf, size_t len,
 {
     /* The cast drops const only for struct iovec's sake. */
     struct iovec one = {(void *)(uintptr_t)buf, len};
-    struct mempipe__io io = {MEMPIPE__OP_WRITE | how, NULL, &one, 1, len};
+    struct mempipe__io io = {MEMPIPE__OP_WRITE | how, &one, 1, len};
     return mempipe__hook_io(end, &io, w);
 }
 
 ssize_t mempipe__hook_writev(mempipe *end, const struct iovec *iov, int iovcnt,
                              size_t total, const mempipe_waker *w, unsigned how)
 {
-    struct mempipe__io io = {MEMPIPE__OP_WRITE | how, NULL, iov, iovcnt, total};
+    struct mempipe__io io = {MEMPIPE__OP_WRITE | how, iov, iovcnt, total};
     return mempipe__hook_io(end, &io, w);
 }

@@ -25,10 +25,9 @@
 /* One call, as the slow path sees it. Arguments already checked (R30). */
 struct mempipe__io {
     unsigned op;             /* MEMPIPE__OP_READ or _WRITE, | _BLOCKING */
-    void *buf;               /* a read's destination */
-    const struct iovec *iov; /* a write's slices */
+    const struct iovec *iov; /* a read's destination, a write's source */
     int iovcnt;
-    size_t len; /* a read's len, a write's total */
+    size_t len; /* the slices' total */
 };
 
 /* The slow path. Any thread that may make the call it describes. */
@@ -42,6 +41,8 @@ ssize_t mempipe__hook_io(mempipe *end, const struct mempipe__io *io,
  */
 ssize_t mempipe__hook_read(mempipe *end, void *buf, size_t len,
                            const mempipe_waker *w, unsigned how);
+ssize_t mempipe__hook_readv(mempipe *end, const struct iovec *iov, int iovcnt,
+                            size_t total, const mempipe_waker *w, unsigned how);
 ssize_t mempipe__hook_write(mempipe *end, const void *buf, size_t len,
                             const mempipe_waker *w, unsigned how);
 ssize_t mempipe__hook_writev(mempipe *end, const struct iovec *iov, int iovcnt,
@@ -57,6 +58,19 @@ static inline ssize_t mempipe__end_read(mempipe *end, void *buf, size_t len,
     if (MEMPIPE__UNLIKELY(p == NULL) || MEMPIPE__SLOW())
         return mempipe__hook_read(end, buf, len, w, how);
     return mempipe__pipe_read1(p, buf, len, w);
+}
+
+/*
+ * A scattering read; total is the checked sum of the slices. One slice is
+ * a read of one buffer, fast path included; more go to the slow path.
+ */
+static inline ssize_t mempipe__end_readv(mempipe *end, const struct iovec *iov,
+                                         int iovcnt, size_t total,
+                                         const mempipe_waker *w, unsigned how)
+{
+    if (iovcnt == 1)
+        return mempipe__end_read(end, iov[0].iov_base, total, w, how);
+    return mempipe__hook_readv(end, iov, iovcnt, total, w, how);
 }
 
 /* A write of one buffer. */

@@ -4,6 +4,7 @@
 
 #include "fence.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -31,12 +32,32 @@
 #define MISS_LIMIT  4u
 #define PROBE_EVERY 64u
 
-static long elapsed_ns(const struct timespec *t0)
+/* b - a in nanoseconds (a few seconds at most apart, or saturating). */
+static long long diff_ns(const struct timespec *a, const struct timespec *b)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)(t.tv_sec - t0->tv_sec) * 1000000000L +
-           (t.tv_nsec - t0->tv_nsec);
+    return (long long)(b->tv_sec - a->tv_sec) * 1000000000LL +
+           (b->tv_nsec - a->tv_nsec);
+}
+
+void mempipe__park_deadline(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Whether CLOCK_MONOTONIC has reached *deadline (NULL: never). */
+static int passed(const struct timespec *deadline)
+{
+    if (deadline == NULL)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return diff_ns(deadline, &now) >= 0;
 }
 
 /*
@@ -68,12 +89,16 @@ static int woken(struct mempipe__parker *pk, unsigned seen)
            seen;
 }
 
-/* Returns 1 if a wake arrived while spinning. Only the parked thread. */
-static int spin_for_wake(struct mempipe__parker *pk, unsigned seen)
+/*
+ * Returns 1 if a wake arrived while spinning. Only the parked thread. The
+ * spin stops at the deadline too (NULL: none).
+ */
+static int spin_for_wake(struct mempipe__parker *pk, unsigned seen,
+                         const struct timespec *deadline)
 {
     if (pk->misses >= MISS_LIMIT && ++pk->misses % PROBE_EVERY != 0)
         return 0;
-    struct timespec t0;
+    struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     do {
         for (int i = 0; i < 32; i++) {
@@ -83,7 +108,9 @@ static int spin_for_wake(struct mempipe__parker *pk, unsigned seen)
             }
             mempipe__cpu_relax();
         }
-    } while (elapsed_ns(&t0) < SPIN_NS);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (diff_ns(&t0, &t) < SPIN_NS &&
+             (deadline == NULL || diff_ns(deadline, &t) < 0));
     if (pk->misses < MISS_LIMIT)
         pk->misses++;
     return 0;
@@ -108,6 +135,24 @@ unsigned mempipe__park_prepare(struct mempipe__parker *pk)
     return atomic_load_explicit(&pk->seq, memory_order_acquire) & ~SLEEPING;
 }
 
+static int sleep_until(struct mempipe__parker *pk, unsigned seen,
+                       const struct timespec *deadline);
+
+int mempipe__park_wait_until(struct mempipe__parker *pk, unsigned seen,
+                             const struct timespec *deadline)
+{
+    if (spin_for_wake(pk, seen, deadline))
+        return 0;
+    if (passed(deadline))
+        return -ETIMEDOUT;
+    return sleep_until(pk, seen, deadline);
+}
+
+void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
+{
+    (void)mempipe__park_wait_until(pk, seen, NULL);
+}
+
 #if defined(MEMPIPE_USE_FUTEX)
 
 static void futex(atomic_uint *addr, int op, unsigned val)
@@ -116,27 +161,34 @@ static void futex(atomic_uint *addr, int op, unsigned val)
             NULL, 0);
 }
 
-void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
+/* After the spin: sleeps until woken or the deadline (per build, below). */
+static int sleep_until(struct mempipe__parker *pk, unsigned seen,
+                       const struct timespec *deadline)
 {
-    if (spin_for_wake(pk, seen))
-        return;
     unsigned cur = atomic_load_explicit(&pk->seq, memory_order_acquire);
     if ((cur & ~SLEEPING) != seen)
-        return; /* woken since prepare() */
+        return 0; /* woken since prepare() */
     /* Announce the sleep; fails if a wake changes the count meanwhile. The
      * bit may already be set by an earlier sleep that ended spuriously
-     * (EINTR), without a wake to clear it. */
+     * (EINTR, a timeout), without a wake to clear it. */
     if (!(cur & SLEEPING) && !atomic_compare_exchange_strong_explicit(
                                  &pk->seq, &cur, seen | SLEEPING,
                                  memory_order_acq_rel, memory_order_acquire))
-        return;
+        return 0;
     /* The kernel re-checks the word: a wake after the CAS makes it return.
      * A signal makes it return too (EINTR, whatever SA_RESTART says): the
      * caller then polls again and parks again, so a blocking call never
-     * returns -EINTR and loses nothing (SPEC R35). */
+     * returns -EINTR and loses nothing (SPEC R35). The deadline is
+     * absolute on CLOCK_MONOTONIC (FUTEX_WAIT_BITSET's clock unless told
+     * otherwise), so waits after a signal do not stretch it. */
     int old = sleep_begin();
-    futex(&pk->seq, FUTEX_WAIT, seen | SLEEPING);
+    syscall(SYS_futex, (unsigned *)&pk->seq,
+            FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen | SLEEPING, deadline,
+            NULL, FUTEX_BITSET_MATCH_ANY);
     sleep_end(old);
+    /* A timeout is told by the clock, not the errno: a wake that lands
+     * with it is seen by the caller's next prepare() all the same. */
+    return passed(deadline) ? -ETIMEDOUT : 0;
 }
 
 unsigned mempipe__park_bucket(const struct mempipe__parker *pk)
@@ -177,10 +229,16 @@ static pthread_once_t lot_once = PTHREAD_ONCE_INIT;
 
 static void lot_make(void)
 {
+    /* Timed waits measure CLOCK_MONOTONIC: a change of the wall clock
+     * neither stretches nor cuts them. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     for (int i = 0; i < LOT_SIZE; i++) {
         pthread_mutex_init(&lot[i].mu, NULL);
-        pthread_cond_init(&lot[i].cv, NULL);
+        pthread_cond_init(&lot[i].cv, &attr);
     }
+    pthread_condattr_destroy(&attr);
 }
 
 /*
@@ -207,21 +265,31 @@ unsigned mempipe__park_bucket(const struct mempipe__parker *pk)
     return bucket(pk);
 }
 
-void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen)
+/* After the spin: sleeps until woken or the deadline (per build, below). */
+static int sleep_until(struct mempipe__parker *pk, unsigned seen,
+                       const struct timespec *deadline)
 {
-    if (spin_for_wake(pk, seen))
-        return;
     pthread_once(&lot_once, lot_init);
     unsigned b = bucket(pk);
+    int rc = 0;
     /* pthread_cond_wait() is a cancellation point: see sleep_begin(). It
-     * never fails with EINTR; a signal handler runs and the wait goes on. */
+     * never fails with EINTR; a signal handler runs and the wait goes on.
+     * The condvars run on CLOCK_MONOTONIC (lot_make), as the deadline. */
     int old = sleep_begin();
     pthread_mutex_lock(&lot[b].mu);
     while ((atomic_load_explicit(&pk->seq, memory_order_acquire) & ~SLEEPING) ==
-           seen)
-        pthread_cond_wait(&lot[b].cv, &lot[b].mu);
+           seen) {
+        if (deadline == NULL) {
+            pthread_cond_wait(&lot[b].cv, &lot[b].mu);
+        } else if (pthread_cond_timedwait(&lot[b].cv, &lot[b].mu, deadline) ==
+                   ETIMEDOUT) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+    }
     pthread_mutex_unlock(&lot[b].mu);
     sleep_end(old);
+    return rc;
 }
 
 void mempipe__park_wake(void *arg)

@@ -19,6 +19,7 @@
 #define MEMPIPE_PARK_H
 
 #include <stdatomic.h>
+#include <time.h>
 
 struct mempipe__parker {
     /* Bit 0: a thread sleeps or is about to; bits 1..: wake count. */
@@ -32,6 +33,16 @@ int mempipe__park_init(struct mempipe__parker *pk);
 void mempipe__park_destroy(struct mempipe__parker *pk);
 unsigned mempipe__park_prepare(struct mempipe__parker *pk);
 void mempipe__park_wait(struct mempipe__parker *pk, unsigned seen);
+/*
+ * As mempipe__park_wait(), but returns -ETIMEDOUT instead of sleeping on
+ * once CLOCK_MONOTONIC reaches *deadline (NULL: never), else 0 (woken, or
+ * spuriously: poll again). A wake that races the deadline is never lost:
+ * it bumps the count, which the caller's next prepare() sees.
+ */
+int mempipe__park_wait_until(struct mempipe__parker *pk, unsigned seen,
+                             const struct timespec *deadline);
+/* *ts = now + ms on CLOCK_MONOTONIC (ms >= 0). */
+void mempipe__park_deadline(struct timespec *ts, int ms);
 /* The waker function; ctx is the parker. Any thread. */
 void mempipe__park_wake(void *pk);
 /*

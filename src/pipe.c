@@ -43,36 +43,48 @@ void mempipe__pipe_free(struct mempipe__pipe *p)
 
 #define full_fence mempipe__full_fence
 
-ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
-                           const mempipe_waker *w)
+/*
+ * Reader: discards every byte buffered, now and (the ring being closed)
+ * for good, first recording where the discard began (ring.h's cut) so that
+ * what was read stays told apart from what was thrown away (the stats, R49;
+ * mempipe_drain, R57). Release: the cut before the read position moves
+ * past it (mempipe__ring_delivered reads the position first).
+ */
+static void discard(struct mempipe__pipe *p)
+{
+    size_t none = SIZE_MAX;
+    atomic_compare_exchange_strong_explicit(
+        &p->ring.cut, &none,
+        atomic_load_explicit(&p->ring.rpos, memory_order_relaxed),
+        memory_order_release, memory_order_relaxed);
+    while (mempipe__ring_read(&p->ring, NULL, (size_t)-1) > 0)
+        ;
+}
+
+ssize_t mempipe__pipe_readv(struct mempipe__pipe *p, const struct iovec *iov,
+                            size_t total, const mempipe_waker *w)
 {
     bool stored = false;
 
-    if (len == 0) /* R8: nothing stored, nothing woken */
+    if (total == 0) /* R8: nothing stored, nothing woken */
         return 0;
     for (;;) {
-        /* Relaxed: a reset is only ever seen as soon as the fences of the
-         * wake (or the caller's own synchronisation) make it visible. The
-         * fast path does not look: an aborting writer took it away from
-         * this end first (end.c). */
+        /* Relaxed: a reset or a read-side shutdown is only ever seen as
+         * soon as the fences of the wake (or the caller's own
+         * synchronisation) make it visible. The fast path does not look:
+         * the aborting writer (or the shutdown) took it away from this end
+         * first (end.c). */
         unsigned fl = atomic_load_explicit(&p->flags, memory_order_relaxed);
-        if (MEMPIPE__UNLIKELY(fl & MEMPIPE__RESET)) {
+        if (MEMPIPE__UNLIKELY(fl & (MEMPIPE__RESET | MEMPIPE__RCLOSED))) {
             if (stored)
                 mempipe__slot_cancel(&p->rd);
-            /* R38: the bytes are gone, this call and every later one. As
-             * the consumer this thread may discard them. Release: the cut
-             * before the read position moves past it (feat.c reads the
-             * position first). */
-            size_t none = SIZE_MAX;
-            atomic_compare_exchange_strong_explicit(
-                &p->ring.cut, &none,
-                atomic_load_explicit(&p->ring.rpos, memory_order_relaxed),
-                memory_order_release, memory_order_relaxed);
-            while (mempipe__ring_read(&p->ring, NULL, (size_t)-1) > 0)
-                ;
-            return MEMPIPE__RERR_OF(fl);
+            /* R38, R56: the bytes are gone, this call and every later one;
+             * as the consumer this thread may discard them. This end's own
+             * read-side shutdown reads EOF, a reset its error. */
+            discard(p);
+            return fl & MEMPIPE__RCLOSED ? 0 : MEMPIPE__RERR_OF(fl);
         }
-        size_t n = mempipe__ring_read(&p->ring, buf, len);
+        size_t n = mempipe__ring_readv(&p->ring, iov, total);
         if (n > 0) {
             if (stored)
                 mempipe__slot_cancel(&p->rd);
@@ -107,16 +119,38 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
     }
 }
 
+ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
+                           const mempipe_waker *w)
+{
+    struct iovec one = {.iov_base = buf, .iov_len = len};
+    return mempipe__pipe_readv(p, &one, len, w);
+}
+
 ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
                              int iovcnt, size_t total, const mempipe_waker *w)
 {
     bool stored = false;
+    size_t done = 0; /* bytes of iov accepted by earlier rounds */
+    ssize_t rc;
+    /* Only a write cut short by a full pipe goes round again after its
+     * wake: then a waker that wake runs may close any end (R32), and this
+     * frame keeps the pipe until the call returns. */
+    struct mempipe__hold frame;
+    bool held = false;
 
     for (;;) {
         /* Relaxed: a stale "open" only delays -EPIPE to the re-check after
          * the fence below, or to the next call. */
         unsigned fl = atomic_load_explicit(&p->flags, memory_order_relaxed);
         if (fl & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) {
+            if (done > 0) {
+                /* A short count after storing (R54): the close may have
+                 * taken the waker before it was stored, so make sure it
+                 * runs. */
+                mempipe__pipe_progress(p, MEMPIPE__ROLE_WRITER);
+                rc = (ssize_t)done;
+                break;
+            }
             if (stored)
                 mempipe__slot_cancel(&p->wr);
             /* R10, R14: checked first. This end's own shutdown is -EPIPE;
@@ -127,21 +161,50 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
         }
         if (total == 0)
             return 0; /* R14 */
-        size_t room = mempipe__ring_room(&p->ring, total);
+        size_t want = total - done;
+        size_t room = mempipe__ring_room(&p->ring, want);
         if (room > 0) {
-            if (stored)
-                mempipe__slot_cancel(&p->wr);
-            ptrdiff_t n = mempipe__ring_write(&p->ring, iov, iovcnt,
-                                              total < room ? total : room);
+            size_t put = want < room ? want : room;
+            ptrdiff_t n = mempipe__ring_write(&p->ring, iov, iovcnt, done, put);
             if (n == -EPIPE)
                 continue; /* closed meanwhile: the flags say how (R37) */
-            if (n < 0)
-                return n; /* -ENOMEM before the first byte */
+            if (n < 0) {  /* -ENOMEM before the first byte of this round */
+                if (stored)
+                    mempipe__slot_cancel(&p->wr);
+                rc = done > 0 ? (ssize_t)done : n;
+                break;
+            }
+            done += (size_t)n;
+            /* Whole, or short for want of memory (R36), or nobody to tell:
+             * nothing stays stored. Else the pipe filled part-way. */
+            bool more = done < total && (size_t)n == put && w != NULL;
+            if (!more && stored)
+                mempipe__slot_cancel(&p->wr);
+            if (more && !held) {
+                mempipe__hold_enter(&frame, p);
+                held = true;
+            }
             /* wpos was published by a seq_cst compare-and-swap; order it
              * before the slot load. */
             mempipe__fence_after_rmw();
             mempipe__pipe_progressed(p, MEMPIPE__ROLE_READER); /* R13 */
-            return n;
+            if (!more) {
+                rc = (ssize_t)done; /* p untouched since the wake */
+                break;
+            }
+            /* R54: store the waker as a pending write would, then fence and
+             * look again: room freed since is written at once; none, and
+             * the reader's next read will see the waker (the pattern of
+             * R25), so the writer hears of the next free space. Each round
+             * writes a byte at least, so the loop ends. */
+            mempipe__slot_store(&p->wr, w);
+            stored = true;
+            full_fence();
+            continue;
+        }
+        if (done > 0) { /* full after the re-check: stored (R54) */
+            rc = (ssize_t)done;
+            break;
         }
         if (w == NULL || stored)
             return -EAGAIN; /* R11 */
@@ -149,6 +212,9 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
         stored = true;
         full_fence(); /* then re-check room and flags */
     }
+    if (held)
+        mempipe__hold_leave(&frame); /* may free the pipe: the last touch */
+    return rc;
 }
 
 ssize_t mempipe__pipe_write(struct mempipe__pipe *p, const void *buf,
@@ -215,10 +281,111 @@ void mempipe__pipe_close_read(struct mempipe__pipe *p, unsigned extra)
     mempipe__ring_close_write(&p->ring);
     /* R21: nobody will read these; free their segments now, before the
      * wake: once a waker has run, this call touches the pipe no more. */
-    while (mempipe__ring_read(&p->ring, NULL, (size_t)-1) > 0)
-        ;
+    discard(p);
     full_fence();
     mempipe__pipe_progress(p, MEMPIPE__ROLE_WRITER); /* R19/R20: -EPIPE */
+}
+
+void mempipe__pipe_shut_read(struct mempipe__pipe *p)
+{
+    /* As close_read, but another thread may be reading this pipe right
+     * now, so the bytes are left for the reader's next read (or its close)
+     * to discard: only the consumer may move the read position. The closed
+     * bit stops the writer's publishes at once (no byte is accepted that
+     * nobody will read). */
+    set_closed(p, MEMPIPE__RCLOSED, 0);
+    mempipe__ring_close_write(&p->ring);
+    full_fence();
+    /* R56: a parked reader reads EOF, a parked writer -EPIPE. */
+    mempipe__pipe_progress(p, MEMPIPE__ROLE_READER | MEMPIPE__ROLE_WRITER);
+}
+
+/* Whether a read would not wait: bytes, EOF, an error, a shutdown. */
+static bool read_ready(const struct mempipe__pipe *p)
+{
+    /* Acquire: pairs with the releases that set the flags. A reset sets
+     * WCLOSED with RESET. */
+    unsigned fl = atomic_load_explicit(&p->flags, memory_order_acquire);
+    return (fl & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) != 0 ||
+           mempipe__ring_used(&p->ring) > 0;
+}
+
+/* Whether a write would not wait: room, or a close that fails it. */
+static bool write_ready(const struct mempipe__pipe *p)
+{
+    return atomic_load_explicit(&p->flags, memory_order_acquire) != 0 ||
+           mempipe__ring_used(&p->ring) < p->ring.cap;
+}
+
+int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
+                             const mempipe_waker *w)
+{
+    bool rd = role == MEMPIPE__ROLE_READER;
+    struct mempipe__slot *s = rd ? &p->rd : &p->wr;
+    bool stored = false;
+    for (;;) {
+        if (rd ? read_ready(p) : write_ready(p)) {
+            if (stored)
+                mempipe__slot_cancel(s);
+            return 1;
+        }
+        if (w == NULL || stored)
+            return -EAGAIN;
+        /* The waiter's half of R25, as a pending read or write. */
+        mempipe__slot_store(s, w);
+        stored = true;
+        full_fence();
+    }
+}
+
+/*
+ * Whether every byte written was read (0), or can never be (the reader
+ * gone or read-shut first: its error, else -EPIPE): the writer's view,
+ * after an acquire of the flags that orders the positions read after it.
+ */
+static int drained(const struct mempipe__pipe *p, unsigned fl)
+{
+    size_t written = atomic_load_explicit(&p->ring.wpos, memory_order_acquire) &
+                     ~MEMPIPE__RING_CLOSED;
+    if (fl & MEMPIPE__RCLOSED) {
+        /* The bytes read, not those discarded (ring.h's cut): all of them
+         * were read before the reader went, or some never will be. */
+        if (mempipe__ring_delivered(&p->ring) == written)
+            return 0;
+        return MEMPIPE__WERR_OF(fl) != 0 ? MEMPIPE__WERR_OF(fl) : -EPIPE;
+    }
+    return written == atomic_load_explicit(&p->ring.rpos, memory_order_acquire)
+               ? 0
+               : -EAGAIN;
+}
+
+int mempipe__pipe_poll_drained(struct mempipe__pipe *p, const mempipe_waker *w)
+{
+    bool stored = false;
+    for (;;) {
+        int rc =
+            drained(p, atomic_load_explicit(&p->flags, memory_order_acquire));
+        if (rc != -EAGAIN || w == NULL || stored) {
+            if (stored && rc != -EAGAIN)
+                mempipe__slot_cancel(&p->wr);
+            return rc;
+        }
+        /* Every read wakes the writer's slot (R7), the reader's close too
+         * (R19): the pattern of R25 once more. */
+        mempipe__slot_store(&p->wr, w);
+        stored = true;
+        full_fence();
+    }
+}
+
+size_t mempipe__pipe_unread(const struct mempipe__pipe *p)
+{
+    /* Bytes the reader is gone or read-shut for are never read: none are
+     * waiting for it (SIOCOUTQ after the peer's close). */
+    if (atomic_load_explicit(&p->flags, memory_order_acquire) &
+        MEMPIPE__RCLOSED)
+        return 0;
+    return mempipe__ring_used(&p->ring);
 }
 
 void mempipe__pipe_progress(struct mempipe__pipe *p, unsigned roles)
@@ -245,9 +412,11 @@ void mempipe__pipe_progress(struct mempipe__pipe *p, unsigned roles)
 size_t mempipe__pipe_readable(const struct mempipe__pipe *p)
 {
     /* R38: after the writer's abort nothing is readable, though the bytes
-     * stay allocated until the reader's next read or close discards them. */
-    if (atomic_load_explicit(&p->flags, memory_order_acquire) & MEMPIPE__RESET)
-        return 0;
+     * stay allocated until the reader's next read or close discards them;
+     * the same after the reader's own read-side shutdown (R56). */
+    if (atomic_load_explicit(&p->flags, memory_order_acquire) &
+        (MEMPIPE__RESET | MEMPIPE__RCLOSED))
+        return 0; /* R56 too: a read-side shutdown discards them */
     /* rpos and wpos are two loads: while both sides run, the difference can
      * overshoot; L never exceeds M (R1). */
     size_t used = mempipe__ring_used(&p->ring);

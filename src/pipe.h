@@ -17,7 +17,7 @@
 #include <sys/types.h>
 
 #define MEMPIPE__WCLOSED 1u /* the writer shut down or closed: EOF after L */
-#define MEMPIPE__RCLOSED 2u /* the reader is gone: writes fail with -EPIPE */
+#define MEMPIPE__RCLOSED 2u /* the reader is gone or read-shut: -EPIPE */
 #define MEMPIPE__RESET   4u /* the writer aborted: reads fail at once (R38) */
 
 /*
@@ -70,7 +70,15 @@ ssize_t mempipe__pipe_read(struct mempipe__pipe *p, void *buf, size_t len,
                            const mempipe_waker *w);
 
 /*
- * Writer role. R10-R15, R25. total is the validated sum of the slices.
+ * Reader role: the same into the slices of iov, in order; total is the
+ * validated sum of their lengths (R52).
+ */
+ssize_t mempipe__pipe_readv(struct mempipe__pipe *p, const struct iovec *iov,
+                            size_t total, const mempipe_waker *w);
+
+/*
+ * Writer role. R10-R15, R25. total is the validated sum of the slices. A
+ * write cut short by a full pipe leaves w stored (R54).
  */
 ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
                              int iovcnt, size_t total, const mempipe_waker *w);
@@ -102,6 +110,31 @@ void mempipe__pipe_reset(struct mempipe__pipe *p);
  * MEMPIPE__WERR(err) for the error the writer gets instead of -EPIPE.
  */
 void mempipe__pipe_close_read(struct mempipe__pipe *p, unsigned extra);
+
+/*
+ * Any thread: read-shuts the pipe (SHUT_RD, R56): the writer's writes fail
+ * with -EPIPE from now on, and the reader's next read discards the bytes
+ * buffered and reads EOF. Wakes both roles. Idempotent.
+ */
+void mempipe__pipe_shut_read(struct mempipe__pipe *p);
+
+/*
+ * The role's owner: 1 if its next read (MEMPIPE__ROLE_READER) or write
+ * (MEMPIPE__ROLE_WRITER) would not wait; else stores w, if any, as that
+ * call would, and returns -EAGAIN (R55). Moves no byte.
+ */
+int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
+                             const mempipe_waker *w);
+
+/*
+ * Writer role: 0 once the reader has read every byte written; the
+ * reader's error or -EPIPE once it is gone or read-shut with some unread;
+ * else stores w in the writer's slot and returns -EAGAIN (R57).
+ */
+int mempipe__pipe_poll_drained(struct mempipe__pipe *p, const mempipe_waker *w);
+
+/* Any thread: bytes written and not yet read, 0 once never (R58). */
+size_t mempipe__pipe_unread(const struct mempipe__pipe *p);
 
 /*
  * The progress epilogue: every point that makes progress (bytes in or out,

@@ -148,7 +148,7 @@ static void seg_put(struct mempipe__ring *r, struct mempipe__seg *s)
 }
 
 ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
-                              int iovcnt, size_t max)
+                              int iovcnt, size_t skip, size_t max)
 {
     size_t start = r->wnext;
     size_t pos = start;
@@ -158,6 +158,13 @@ ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
     for (int i = 0; i < iovcnt && done < max; i++) {
         const unsigned char *src = iov[i].iov_base;
         size_t left = iov[i].iov_len;
+        if (skip >= left) { /* written by an earlier round of the call */
+            skip -= left;
+            continue;
+        }
+        src += skip;
+        left -= skip;
+        skip = 0;
         if (left > max - done)
             left = max - done;
         while (left > 0) {
@@ -195,7 +202,8 @@ out:
     return (ptrdiff_t)done;
 }
 
-size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
+size_t mempipe__ring_readv(struct mempipe__ring *r, const struct iovec *iov,
+                           size_t len)
 {
     size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
     size_t avail = r->wpos_seen - pos;
@@ -210,7 +218,9 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
         return 0;
     }
     size_t take = avail < len ? avail : len;
-    unsigned char *dst = buf;
+    /* The destination: slice `iov`, `room` bytes left in it at `dst`. */
+    unsigned char *dst = iov == NULL ? NULL : iov->iov_base;
+    size_t room = iov == NULL ? SIZE_MAX : iov->iov_len;
 
     struct mempipe__seg *h = r->head;
     size_t done = 0;
@@ -227,12 +237,21 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
             r->rend = n->base + n->cap;
             continue;
         }
+        if (room == 0) { /* the next slice (len is at most their total) */
+            iov++;
+            dst = iov->iov_base;
+            room = iov->iov_len;
+            continue;
+        }
         size_t c = h->cap - off;
         if (c > take - done)
             c = take - done;
+        if (c > room)
+            c = room;
         if (dst != NULL) {
             memcpy(dst, MEMPIPE__SEG_DATA(h) + off, c);
             dst += c;
+            room -= c;
         }
         pos += c;
         done += c;
@@ -241,6 +260,21 @@ size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
     /* Release: our reads of the bytes happen before the space is reused. */
     atomic_store_explicit(&r->rpos, pos, memory_order_release);
     return done;
+}
+
+size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len)
+{
+    struct iovec one = {buf, len};
+    return mempipe__ring_readv(r, buf == NULL ? NULL : &one, len);
+}
+
+size_t mempipe__ring_delivered(const struct mempipe__ring *r)
+{
+    /* The position first: once it has moved past a cut, the cut (stored
+     * before, release) is visible. */
+    size_t pos = atomic_load_explicit(&r->rpos, memory_order_acquire);
+    size_t cut = atomic_load_explicit(&r->cut, memory_order_acquire);
+    return cut != SIZE_MAX && cut < pos ? cut : pos;
 }
 
 size_t mempipe__ring_used(const struct mempipe__ring *r)

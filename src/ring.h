@@ -89,21 +89,34 @@ void mempipe__ring_init(struct mempipe__ring *r, size_t capacity);
 void mempipe__ring_free(struct mempipe__ring *r);
 
 /*
- * Producer: copies exactly min(max, bytes in iov) bytes from iov in order
- * and publishes them. The caller guarantees that much space is free.
+ * Producer: copies exactly min(max, bytes in iov past the first skip) bytes
+ * from iov in order, starting skip bytes into the concatenation of the
+ * slices, and publishes them. The caller guarantees that much space is free.
  * Returns the count, or -ENOMEM if a segment could not be allocated before
  * the first byte (a later failure returns the bytes copied so far), or
  * -EPIPE if the ring was write-closed meanwhile (nothing published).
  * On success the publishing compare-and-swap was a full barrier.
  */
 ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
-                              int iovcnt, size_t max);
+                              int iovcnt, size_t skip, size_t max);
 
 /*
- * Consumer: copies up to len of the oldest bytes to buf (or discards them
- * when buf is NULL) and releases their space. Returns the count, 0 if empty.
+ * Consumer: copies up to len of the oldest bytes into the slices of iov in
+ * order (len is at most their total), or discards them when iov is NULL,
+ * and releases their space. Returns the count, 0 if empty.
  */
+size_t mempipe__ring_readv(struct mempipe__ring *r, const struct iovec *iov,
+                           size_t len);
+
+/* Consumer: mempipe__ring_readv() into one buffer (NULL: discard). */
 size_t mempipe__ring_read(struct mempipe__ring *r, void *buf, size_t len);
+
+/*
+ * Any thread: the bytes the consumer's reads took, which is the read
+ * position, or where a discard began (cut) if one did: bytes discarded by a
+ * reset (R38), a read-side shutdown or a close were never read.
+ */
+size_t mempipe__ring_delivered(const struct mempipe__ring *r);
 
 /*
  * Producer: free space under capacity, refreshing its view of rpos only when
