@@ -30,6 +30,15 @@
 
 #include "mempipe/nghttp2.h"
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
 #else
@@ -37,29 +46,36 @@
 #endif
 
 /*
- * 100 streams with 64 KiB bodies each way; 16 KiB under the sanitizers
- * (which take about 1 s per 64 KiB exchange there, for the byte checks).
+ * How slow the build runs: 0 natively, 1 under the sanitizers (about 1 s
+ * per 64 KiB exchange there, for the byte checks), 2 under valgrind
+ * (serialised threads, 20 to 50 times slower). Bodies shrink with it.
  */
+static int slow(void)
+{
+    return RUNNING_ON_VALGRIND ? 2 : SANITIZED;
+}
+
+/* 100 streams with 64 KiB bodies each way; 16 KiB, 4 KiB when slow. */
 #define NSTREAMS 100
-#define BODY     (SANITIZED ? 16u * 1024 : 64u * 1024)
+#define BODY     (64u * 1024 >> (2 * slow()))
 
 static const size_t caps[] = {1, 7, 4096, 65536, SIZE_MAX};
 
 /*
- * Bytes per body at capacity cap: 64 KiB, but tiny pipes move a few bytes
+ * Bytes per body at capacity cap: BODY, but tiny pipes move a few bytes
  * per wake-up (about 7 us a byte at capacity 1 with two threads), so below
  * 64 bytes of capacity a body is cap KiB (1 KiB at 1, 7 KiB at 7; a
- * quarter of that under the sanitizers), still with 100 streams.
- * MEMPIPE_NGHTTP2_FULL=1 runs 64 KiB at every capacity (about 10 s at
- * capacity 1 on one thread, 80 s on two).
+ * quarter of that under the sanitizers, a sixteenth under valgrind), still
+ * with 100 streams. MEMPIPE_NGHTTP2_FULL=1 runs 64 KiB at every capacity
+ * (about 10 s at capacity 1 on one thread, 80 s on two).
  */
-#define SMALL_BODY_PER_BYTE (SANITIZED ? 256u : 1024u)
-
 static size_t body_for(size_t cap)
 {
-    if (cap == 0 || cap >= 64 || getenv("MEMPIPE_NGHTTP2_FULL") != NULL)
+    if (getenv("MEMPIPE_NGHTTP2_FULL") != NULL)
+        return 64u * 1024;
+    if (cap == 0 || cap >= 64)
         return BODY;
-    return cap * SMALL_BODY_PER_BYTE;
+    return cap * (1024u >> (2 * slow()));
 }
 #define NCAPS      (sizeof caps / sizeof caps[0])
 #define SOCKETPAIR 0 /* cap 0: the socketpair reference */
@@ -1110,12 +1126,13 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-#define RUNS (SANITIZED ? 1 : 5)
+#define RUNS 5 /* 1 when slow */
 
 static double median_rate(size_t cap, int threads)
 {
     double r[RUNS];
-    for (int i = 0; i < RUNS; i++) {
+    int runs = slow() ? 1 : RUNS;
+    for (int i = 0; i < runs; i++) {
         struct link l;
         link_open(&l, cap, NSTREAMS, BODY);
         l.c.fast = l.s.fast = 1;
@@ -1127,8 +1144,8 @@ static double median_rate(size_t cap, int threads)
         r[i] = mbs(&l);
         link_close(&l);
     }
-    qsort(r, RUNS, sizeof r[0], cmp_double);
-    return r[RUNS / 2];
+    qsort(r, (size_t)runs, sizeof r[0], cmp_double);
+    return r[runs / 2];
 }
 
 static void test_throughput_mempipe_vs_socketpair(void **state)
@@ -1142,7 +1159,7 @@ static void test_throughput_mempipe_vs_socketpair(void **state)
             printf("# throughput, %s, %s: %d streams x %u KiB each way, "
                    "median of %d: %.1f MB/s\n",
                    threads ? "two threads, blocking" : "one thread, wakers",
-                   kind(&k), NSTREAMS, BODY / 1024, RUNS,
+                   kind(&k), NSTREAMS, BODY / 1024, slow() ? 1 : RUNS,
                    median_rate(bench_caps[i], threads));
         }
     }
