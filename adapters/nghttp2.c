@@ -2,7 +2,8 @@
 /*
  * The nghttp2 adapter: one pump between a session's mem_send/mem_recv and
  * an end. It knows only the public API: mempipe_poll_* to move bytes,
- * mempipe_read/mempipe_write and the end's fds to wait in blocking mode.
+ * mempipe_read/mempipe_write and mempipe_poll_readable/_writable with a
+ * parker of its own to wait in blocking mode.
  *
  * The one state that outlives a call is the output nghttp2 handed over
  * and the pipe did not take yet (a pointer into nghttp2's buffer, valid
@@ -15,7 +16,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -312,19 +312,91 @@ static int run(struct pump *p)
     return 0;
 }
 
-/* Blocking mode: waits until the direction(s) run() waits on can move. */
-static int wait_both(mempipe *end)
+/*
+ * Blocking mode's wait for either direction: a parker's waker stored for
+ * reading and for writing (mempipe_poll_readable/_writable store it
+ * without moving a byte), then sleep until it is called.
+ *
+ * A stored waker stays in the pipe after the pump returns, and may even be
+ * running on the peer's thread then, so its ctx must outlive the call: a
+ * parker is never freed. Each blocking pump takes one from a pool and puts
+ * it back when it returns; a late call of an old waker only bumps the seq
+ * of whoever holds that parker next, a spurious wake that its loop
+ * re-checks. The pool holds as many parkers as blocking pumps ever ran at
+ * once.
+ */
+struct parker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned seq;        /* wakes so far; under mu */
+    struct parker *next; /* in the pool */
+};
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct parker *pool;
+
+static struct parker *parker_get(void)
 {
-    int rfd = mempipe_readable_fd(end);
-    if (rfd < 0)
-        return rfd;
-    int wfd = mempipe_writable_fd(end);
-    if (wfd < 0)
-        return wfd;
-    struct pollfd fds[2] = {{rfd, POLLIN, 0}, {wfd, POLLIN, 0}};
-    while (poll(fds, 2, -1) < 0)
-        if (errno != EINTR)
-            return -errno;
+    pthread_mutex_lock(&pool_mu);
+    struct parker *k = pool;
+    if (k != NULL)
+        pool = k->next;
+    pthread_mutex_unlock(&pool_mu);
+    if (k != NULL)
+        return k;
+    k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    if (pthread_mutex_init(&k->mu, NULL) != 0) {
+        free(k);
+        return NULL;
+    }
+    if (pthread_cond_init(&k->cv, NULL) != 0) {
+        pthread_mutex_destroy(&k->mu);
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static void parker_put(struct parker *k)
+{
+    pthread_mutex_lock(&pool_mu);
+    k->next = pool;
+    pool = k;
+    pthread_mutex_unlock(&pool_mu);
+}
+
+static void parker_wake(void *ctx)
+{
+    struct parker *k = ctx;
+    pthread_mutex_lock(&k->mu);
+    k->seq++;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Waits until a read or a write on end would not wait. */
+static int wait_both(mempipe *end, struct parker *k)
+{
+    mempipe_waker w = {parker_wake, k};
+    pthread_mutex_lock(&k->mu);
+    unsigned seen = k->seq; /* a wake from here on ends the wait */
+    pthread_mutex_unlock(&k->mu);
+    int r = mempipe_poll_readable(end, &w);
+    if (r == 1)
+        return 0;
+    int wr = mempipe_poll_writable(end, &w);
+    if (wr == 1)
+        return 0;
+    if (r != -EAGAIN)
+        return r;
+    if (wr != -EAGAIN)
+        return wr;
+    pthread_mutex_lock(&k->mu);
+    while (k->seq == seen)
+        pthread_cond_wait(&k->cv, &k->mu);
+    pthread_mutex_unlock(&k->mu);
     return 0;
 }
 
@@ -334,9 +406,9 @@ static int wait_both(mempipe *end)
  * Input wanted alone: nothing can make output but input, so a blocking
  * read is right. Output alone: run() read until want_read was 0, so a
  * blocking write is. Both: either may move first (waiting for one could
- * deadlock two peers that both write into full pipes), so poll(2) both.
+ * deadlock two peers that both write into full pipes), so wait for both.
  */
-static int run_blocking(struct pump *p)
+static int run_blocking(struct pump *p, struct parker *k)
 {
     for (;;) {
         int rc = run(p);
@@ -344,7 +416,7 @@ static int run_blocking(struct pump *p)
             return rc;
         rc = 0;
         if (p->in_wait && p->len > 0) {
-            rc = wait_both(p->end);
+            rc = wait_both(p->end, k);
         } else if (p->len > 0) {
             ssize_t n = mempipe_write(p->end, p->tail, p->len);
             if (n > 0) { /* all, or short: the next write tells why */
@@ -394,11 +466,15 @@ int mempipe_nghttp2_pump(nghttp2_session *s, mempipe *end,
     if (w != NULL) {
         rc = run(&p);
     } else {
+        struct parker *k = parker_get();
+        if (k == NULL)
+            return -ENOMEM; /* nothing done */
         /* As mempipe_read/mempipe_write: blocking ignores the budget. */
         unsigned left = mempipe_budget_left();
         mempipe_budget_set(0);
-        rc = run_blocking(&p);
+        rc = run_blocking(&p, k);
         mempipe_budget_set(left == UINT_MAX ? 0 : left);
+        parker_put(k);
     }
 
     /* Keep the waiting output for the next call, or drop the entry. */

@@ -101,11 +101,14 @@ extern "C" {
  *   valid until then. A call of w is "call pump again", never an error.
  *   With NULL, blocks until it can return 0 or an error, waiting for
  *   bytes to read, space to write, or either: for one direction in
- *   mempipe_read() or mempipe_write(), for both in poll(2) on the end's
- *   mempipe_readable_fd() and mempipe_writable_fd() (made on the first
- *   such wait, kept by the end). It ignores the thread's budget, as the
- *   blocking calls do, and restores it before returning. Everything the
- *   application does must then happen in the session's callbacks.
+ *   mempipe_read() or mempipe_write(), for both by storing a waker of the
+ *   adapter's own with mempipe_poll_readable() and
+ *   mempipe_poll_writable() and sleeping until it is called (its parkers
+ *   are pooled, never freed: a stored waker may be called after the pump
+ *   returned, and then only wakes the parker's next user spuriously). It
+ *   ignores the thread's budget, as the blocking calls do, and restores it
+ *   before returning. Everything the application does must then happen in
+ *   the session's callbacks.
  *
  * Returns 0 when the session wants no more I/O: want_read and want_write
  * are both 0 (or want_write is 1 with nothing nghttp2 can serialize while
@@ -131,8 +134,8 @@ extern "C" {
  *         (mempipe_nghttp2_error() is NGHTTP2_ERR_NOMEM; output may be
  *         lost), or the pipe's (mempipe_nghttp2_error() is 0; nothing is
  *         lost and a later call goes on);
- *         in blocking mode also -EMFILE, -ENFILE, -ENODEV if the end's fds
- *         could not be made (a later call tries again);
+ *         in blocking mode also -ENOMEM, with nothing done, if the first
+ *         parker could not be allocated;
  *         any other error of the end's own calls (an injected fault, or
  *         the peer's mempipe_close_with_error() code), passed through.
  *         After any error but -EAGAIN, -EINVAL, -EBADF and the pipe's
@@ -158,8 +161,8 @@ MEMPIPE_EXTERN int mempipe_nghttp2_release(nghttp2_session *s);
 /*
  * Returns how many bytes of the output of s wait to be written into the
  * pipe (serialized by nghttp2, not yet taken by the pipe): 0 after a
- * pump that returned 0 or an error, and for NULL. Thread: the thread
- * using the session.
+ * pump that returned 0 or an error other than the pipe's -ENOMEM, and for
+ * NULL. Thread: the thread using the session.
  */
 MEMPIPE_EXTERN size_t mempipe_nghttp2_pending(const nghttp2_session *s);
 
