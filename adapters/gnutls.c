@@ -2,24 +2,22 @@
 /*
  * The GnuTLS transport adapter: push, vectored push, pull and pull-timeout
  * functions over one end. It knows only the public API: mempipe_poll_* in
- * non-blocking mode, mempipe_read/mempipe_write in blocking mode, and the
- * readable fd for a timed wait.
+ * non-blocking mode, mempipe_read/mempipe_write in blocking mode, and
+ * mempipe_wait_readable() for a timed wait.
  *
- * Why a state and not just the end as the transport pointer: a waker can
- * only be stored by the poll call that finds the pipe empty or full (the
- * core has no "arm without moving bytes" call), and that call is made by
- * GnuTLS's callbacks, so they must know the waker to pass; and
+ * Why a state and not just the end as the transport pointer:
  * gnutls_transport_set_errno() needs the session, which the callbacks are
- * not given.
+ * not given; and the transport's calls store the armed waker themselves
+ * when they find the pipe empty or full, so that mempipe_gnutls_arm() can
+ * answer from what the last call saw. (mempipe_poll_readable() could arm
+ * after the fact; the one-thread tests pin the present contract.)
  */
 #include "mempipe/gnutls.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define STATE_MAGIC 0x6d70676eu /* "mpgn" */
 #define VEC_WINDOW  32          /* slices copied per mempipe_poll_writev() */
@@ -175,32 +173,15 @@ static ssize_t vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov,
 /* 1 if a read would not block (bytes or end of file), 0 if not within ms. */
 static int wait_readable(struct state *st, unsigned ms)
 {
-    if (mempipe_readable(st->end) > 0)
-        return 1;
-    int fd = mempipe_readable_fd(st->end);
-    if (fd < 0)
-        return (int)fail(st, fd);
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        int timeout = -1; /* GNUTLS_INDEFINITE_TIMEOUT */
-        if (ms != GNUTLS_INDEFINITE_TIMEOUT) {
-            struct timespec t;
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            long long spent = (t.tv_sec - t0.tv_sec) * 1000LL +
-                              (t.tv_nsec - t0.tv_nsec) / 1000000;
-            long long left = (long long)ms - spent;
-            timeout = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
-        }
-        struct pollfd p = {fd, POLLIN, 0};
-        int rc = poll(&p, 1, timeout);
-        if (rc > 0)
-            return 1;
-        if (rc == 0 && timeout != INT_MAX)
-            return 0;
-        if (rc < 0 && errno != EINTR)
-            return (int)fail(st, -errno);
-    }
+    /* mempipe_wait_readable() waits on the end's own parker, no fd: a
+     * timeout past INT_MAX ms is as good as none. */
+    int timeout = ms == GNUTLS_INDEFINITE_TIMEOUT ? -1
+                  : ms > INT_MAX                  ? INT_MAX
+                                                  : (int)ms;
+    int rc = mempipe_wait_readable(st->end, timeout);
+    if (rc == -ETIMEDOUT)
+        return 0;
+    return rc > 0 ? 1 : (int)fail(st, rc);
 }
 
 /*

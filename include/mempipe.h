@@ -714,6 +714,15 @@ MEMPIPE_EXTERN const char *mempipe_strerror(int err);
  *   would not return -EAGAIN: space is free, or an error is pending (-EPIPE
  *   after this end's shutdown or the reader's close).
  *
+ * What to watch: both are POLLIN-ready fds, the writable one too. Watch
+ * each for POLLIN only: epoll EPOLLIN, libuv UV_READABLE, GLib G_IO_IN on
+ * both (never G_IO_OUT: an eventfd is always writable, so a G_IO_OUT watch
+ * fires at once, over and over, and the loop spins; a pipe's read end is
+ * never writable, so it never fires). Neither ever reports
+ * POLLHUP, POLLRDHUP or POLLERR: end of file, a closed peer and errors show
+ * as POLLIN, and the call then returns 0, -EPIPE or the error. For one fd
+ * that polls like a socket's (POLLIN, POLLOUT, POLLHUP), see mempipe_fd().
+ *
  * Level-triggered: the fd stays ready as long as the condition holds and
  * stops being ready when it ends (poll, select and epoll in level mode all
  * work). The fd follows the pipe after each call that changes it, from the
@@ -757,6 +766,66 @@ MEMPIPE_EXTERN int mempipe_readable_fd(mempipe *end);
 
 /* See mempipe_readable_fd(): the same, for writing. */
 MEMPIPE_EXTERN int mempipe_writable_fd(mempipe *end);
+
+/*
+ * One file descriptor for this end that polls like a socket's: for loops
+ * that watch an fd for both directions and for hang-ups (GLib's G_IO_IN,
+ * G_IO_OUT and G_IO_HUP, epoll's EPOLLOUT and EPOLLRDHUP, libuv's
+ * UV_WRITABLE and UV_DISCONNECT). Poll it for any events; it reports, as
+ * an AF_UNIX socketpair end does in the same state:
+ *
+ *   POLLIN     while a read on end would not return -EAGAIN: bytes are
+ *              buffered, end of file or an error is pending, or end never
+ *              reads (a simplex writer: -EBADF at once).
+ *   POLLOUT    while a write on end would not return -EAGAIN: there is
+ *              room, or the write fails at once (-EPIPE or the peer's error
+ *              after this end's shutdown or the reader's close; -EBADF on a
+ *              simplex reader). Not while the pipe is full, so a G_IO_OUT
+ *              watch on a full pipe waits instead of spinning.
+ *   POLLRDHUP  (Linux; with POLLIN) from the moment end's receiving side
+ *              is shut: the peer shut down, closed or aborted (EOF or the
+ *              error follows the buffered bytes), or end never reads.
+ *   POLLHUP    from the moment both sides are shut: POLLRDHUP's condition
+ *              and the sending side's (this end shut down, or the end that
+ *              reads what it writes is gone, or end never writes). So a
+ *              duplex end sees POLLHUP after its peer's close, as a socket
+ *              does, and after the peer's shutdown and its own.
+ *
+ * POLLERR is never reported: errors are what the calls return. Hang-ups
+ * are final; POLLIN and POLLOUT are level-triggered, following the pipe
+ * after each call that changes it, from the thread that made the change (a
+ * poller may see a bit an instant after its condition ended, then the call
+ * returns -EAGAIN: poll again; a change is never missed). Edge-triggered
+ * epoll (EPOLLET): one event each time a bit turns on; after an event,
+ * read or write until -EAGAIN before waiting again.
+ *
+ * Returns the fd (>= 0), made on the first call; every later call on the
+ * same end returns the same fd. It is one end of a non-blocking,
+ * close-on-exec AF_UNIX stream socketpair whose other end the library
+ * keeps: two descriptors per end (the process's descriptor limit applies).
+ * Errors: -EINVAL if end is NULL;
+ *         -EMFILE, -ENFILE or -ENOMEM (from socketpair(2), or -ENOMEM for
+ *         the library's own bookkeeping) if it could not be made; nothing
+ *         changed, and a later call tries again.
+ * Ownership: the end owns the fd. mempipe_close(end) closes it (and the
+ * library's end). Only poll it: never read, write, shut down or close it,
+ * nor change its flags or socket options; the library moves bytes through
+ * its queues to set its state, and anything else desynchronises it. Remove
+ * it from epoll sets and stop polling it before mempipe_close.
+ * fork(): as for mempipe_readable_fd(): closing the inherited end in the
+ * child only closes the child's copies; the parent's fd keeps following its
+ * pipes (SPEC R34).
+ * Cost: an end that never asked makes no syscall for it. Once asked, a
+ * call that turns POLLIN or POLLOUT on or off, or shuts a side, makes one
+ * small syscall (a byte in or out of the socket's queue, one send or recv
+ * that fills or drains its send buffer, a shutdown); calls that leave them
+ * as they are make none and take no lock. The peer's calls pay those
+ * syscalls when they change this fd's state (a write into an empty pipe
+ * makes the reader's fd readable).
+ * Threads: any thread, concurrently with every call except mempipe_close
+ * of the same end. (SPEC R59-R61; docs/fd.md has the table of states.)
+ */
+MEMPIPE_EXTERN int mempipe_fd(mempipe *end);
 
 /* ----------------------------------------------------------------------- */
 /* Testing features: fault injection, statistics, taps                      */
@@ -898,11 +967,14 @@ MEMPIPE_EXTERN int mempipe_set_tap(mempipe *end,
  * the call (so the reading and the writing thread of a pipe may call it at
  * the same time: it must be thread-safe):
  *   - allocates: mempipe_duplex(), mempipe_simplex(), mempipe_loopback() (the
- *     pipe); mempipe_poll_write(), mempipe_poll_writev(), mempipe_write()
- *     (segments for the bytes); mempipe_readable_fd(), mempipe_writable_fd()
- *     (the fd's bookkeeping, on the first call of a pipe);
- *   - frees: mempipe_poll_read(), mempipe_read() (a drained segment, once
- *     one is already cached); the writes (a cached segment too small to
+ *     pipe); mempipe_poll_write(), mempipe_poll_writev(), mempipe_write(),
+ *     mempipe_writev(), mempipe_write_timeout() (segments for the bytes);
+ *     mempipe_readable_fd(), mempipe_writable_fd(), mempipe_fd() (the fd's
+ *     bookkeeping, on the first call of a pipe or end);
+ *   - frees: mempipe_poll_read(), mempipe_poll_readv(), mempipe_read(),
+ *     mempipe_readv(), mempipe_read_full(), mempipe_read_timeout() (a
+ *     drained segment, once one is already cached); the writes (a cached
+ *     segment too small to
  *     reuse); the fd calls (bookkeeping that lost a race with the peer's
  *     end); mempipe_close() (segments of unread bytes, and on the last close
  *     of a pipe everything it holds);

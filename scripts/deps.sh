@@ -51,6 +51,7 @@ if [ "$level" = ci ]; then
     want libclang-rt-14-dev test -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
     want libuv1-dev has_pc libuv
     want libevent-dev has_pc libevent
+    want libnghttp2-dev has_pc libnghttp2
     want libssl-dev has_pc openssl
     want libgnutls28-dev has_pc gnutls
     want libmbedtls-dev test -e /usr/include/mbedtls/ssl.h

@@ -29,7 +29,7 @@ static const struct {
     {ENODEV, "no such device: the kernel cannot make an eventfd"},
     {EEXIST, "exists: another handle already watches this fd"},
     {EIO, "input/output error: the event loop refused the change"},
-    {EPROTO, "protocol error: the peer did not follow the script"},
+    {EPROTO, "protocol error: the peer broke the protocol or the script"},
 };
 
 const char *mempipe_strerror(int err)

@@ -1,32 +1,57 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pollable file descriptors: one level-triggered fd per end and direction,
- * made on first request, so any event loop can watch a mempipe.
+ * Pollable file descriptors, made on first request, so any event loop can
+ * watch a mempipe: one level-triggered POLLIN fd per end and direction
+ * (mempipe_readable_fd, mempipe_writable_fd), and one fd per end that polls
+ * like a socket's (mempipe_fd).
  *
- * A pipe's watch holds up to two watchers, each mirroring one condition:
+ * A pipe's watch holds up to four watchers, each mirroring one state of the
+ * pipe (L the bytes buffered, M the capacity, "closed" WCLOSED or RCLOSED;
+ * a reset comes with WCLOSED):
  *
- *   rd, the readable fd of the end that reads p:   L > 0 || WCLOSED
- *   wr, the writable fd of the end that writes p:  L < M || WCLOSED || RCLOSED
+ *   rd,  the readable fd of the end that reads p:   L > 0 || closed
+ *   wr,  the writable fd of the end that writes p:  L < M || closed
+ *   srd, the read part of mempipe_fd of the end that reads p:
+ *          SHUT if closed, else ON if L > 0, else OFF
+ *   swr, the write part of mempipe_fd of the end that writes p:
+ *          SHUT if closed, else ON if L < M, else OFF
  *
- * which is exactly "the next read (write) would not return -EAGAIN". Each
- * watcher owns a kernel object the user polls for POLLIN: an eventfd whose
- * counter is 0 or 1 (Linux), or a pipe(2) whose read end holds 0 or 8 bytes
- * (everywhere else, or when the build sets MEMPIPE_FD_PIPE). `on` is the
- * state last given to the object: -1 no object, 0 clear, 1 set. Only a thread
- * holding `lock` changes `on` or touches the object, and it leaves the two
- * equal when it lets go, so `on` is what pollers see.
+ * rd and wr are exactly "the next read (write) would not return -EAGAIN"
+ * (closed: EOF, an error, or -EPIPE at once; RCLOSED on the pipe an end
+ * reads is its own read side shut, whose reads then return at once too).
+ * srd and swr say the same with a third, final state: SHUT, the hang-up.
+ * Each watcher owns a kernel object the user polls. rd and wr: an eventfd
+ * whose counter is 0 or 1 (Linux), or a pipe(2) whose read end holds 0 or 8
+ * bytes (everywhere else, or when the build sets MEMPIPE_FD_PIPE), polled
+ * for POLLIN. srd and swr: the two parts of one private socketpair per end
+ * (sockfd.c): srd gives its POLLIN and POLLRDHUP, swr its POLLOUT, both SHUT
+ * its POLLHUP. A duplex end's socket thus follows two pipes, the one it
+ * reads (srd, under that pipe's watch lock) and the one it writes (swr,
+ * under the other's); the parts change disjoint kernel state, so the two
+ * locks never need to be held together except to make the socket. A
+ * loopback's two parts are on its one pipe; a simplex end has one part,
+ * and the side it lacks is shut from the start.
+ *
+ * `on` is the state last given to the object: -1 no object, else OFF (0),
+ * ON (1) or SHUT (2; srd and swr only, and final: a pipe never reopens).
+ * Only a thread holding `lock` changes `on` or touches the object, and it
+ * leaves the two equal when it lets go (but see "the kernel refused"
+ * below), so `on` is what pollers see.
  *
  * Keeping `on` in step without a lock on the data path. pipe.c calls
  * the watch's notify (fd_notify) after every change of L or the flags, on the
  * thread that made it, after a full fence (the wake fence of R25). notify reads
- * the conditions and `on`, lock-free; if they agree it returns — no lock, no
+ * the states and `on`, lock-free; if they agree it returns — no lock, no
  * syscall, the steady state of a busy pipe. Otherwise it takes the lock and
- * runs sync: read the condition c; if c != on, store on = c, update the
- * object, full fence, and read the condition again; repeat until they agree.
+ * runs sync: read the state c; if c != on, store on = CHANGING + c, update
+ * the object, store on = c, full fence, and read the state again; repeat
+ * until they agree. CHANGING matches no state, so a thread whose change
+ * meets an update under way takes the lock and waits for it: when a call
+ * returns, the fds show its change (or a later one).
  *
  * Why no change is lost. Say thread T makes change X, fences (F_T), reads
- * `on` and skips because it matched T's condition, while a sync on thread U
- * had read the condition before X and is storing a stale c1. U fences (F_U)
+ * `on` and skips because it matched T's state, while a sync on thread U
+ * had read the state before X and is storing a stale c1. U fences (F_U)
  * after that store and re-reads. The seq_cst fences are totally ordered:
  *   - F_T before F_U: U's re-read sees X (it was published before F_T), so
  *     U corrects `on` before it lets go of the lock.
@@ -34,24 +59,39 @@
  *     stale, T sees a mismatch and runs sync itself, under the lock, after U.
  * A later store is another sync, which re-reads after its own fence, so the
  * argument repeats. Hence after the last change, the last check in fence
- * order sees the final state and leaves `on` equal to it, both ways: a stale
+ * order sees the final state and leaves `on` equal to it, every way: a stale
  * set is cleared and a stale clear is set again, whatever mix of the reader
  * thread (draining), the writer thread (filling) and a closer (shutdown,
- * close) races. Only the end between a change and its notify can show a lag:
- * a poller may see the fd ready just after the state stopped being (its
- * call returns -EAGAIN, and the notify on its way clears the fd) or wake a
- * moment after the change; a change is never missed.
+ * close) races. Nothing in the argument depends on how many values a state
+ * has, so it covers the three of srd and swr (and SHUT, being final, is never
+ * stale); CHANGING is a store like the others, followed by the settled
+ * value before the fence. Only the end between a change and its notify can
+ * show a lag: a poller on another thread may see the fd ready just after
+ * the state stopped being (its call returns -EAGAIN, and the notify on its
+ * way clears the fd) or wake a moment after the change; a change is never
+ * missed.
  *
  * The same handshake covers an fd made while the pipe is busy: the creator
- * publishes the watch and on = 0, fences, then syncs; a thread whose hook
- * loaded watch == NULL or on == -1 did so after its own fence, so the
- * creator's fence comes later and its sync sees that thread's change.
+ * publishes the watch and `on` (the state of the fresh object), fences, then
+ * syncs; a thread whose hook loaded watch == NULL or on == -1 did so after
+ * its own fence, so the creator's fence comes later and its sync sees that
+ * thread's change. mempipe_fd does this for both parts of the socket at
+ * once, holding both pipes' locks (in address order: the only place that
+ * takes two, so no cycle).
+ *
+ * The kernel refused. The byte that sets srd and the fill that clears swr
+ * are the only updates that can fail (no kernel memory for a socket
+ * buffer). The object then keeps its state, sync stores that state back in
+ * `on` and stops; the mismatch stays visible, so the next change of the pipe,
+ * on whatever thread, retries. (The eventfd and pipe(2) writes cannot fail:
+ * they never meet a full object.)
  *
  * Lifetime. The watch is freed with the pipe (last close), so a peer's
  * notify never touches freed memory. An end's close takes the lock, sets
  * on = -1 and closes its objects: nobody writes to a closed, possibly
  * reused, fd number, because the object is only touched under the lock
- * after seeing on >= 0.
+ * after seeing on >= 0. A socket's descriptors are closed once both its
+ * parts are marked -1, each under its own pipe's lock.
  *
  * fork(). A child inherits the parent's watches, their locks as they were
  * at the fork (possibly held by a parent thread that does not exist in the
@@ -62,19 +102,21 @@
  * watch of another generation is never signalled, cleared or locked: its
  * close only closes the child's own copies of the descriptors, and its
  * free never destroys its mutex (which may be locked); the memory is the
- * child's copy, freed as usual.
+ * child's copy, freed as usual. (Closing the child's copies of a socket
+ * does not shut it: the parent's descriptors keep it open.)
  *
- * Edge-triggered epoll: the object is written only when `on` goes 0 -> 1,
- * so EPOLLET reports one event each time the condition becomes true, not one
- * per write. After an event, read (write) until -EAGAIN, as with any
- * edge-triggered fd; the -EAGAIN proves the condition false, so the next time
- * it turns true `on` goes 0 -> 1 again and a new event comes.
+ * Edge-triggered epoll: the object is written only when `on` changes, so
+ * EPOLLET reports one event each time a state becomes true, not one per
+ * write. After an event, read (write) until -EAGAIN, as with any
+ * edge-triggered fd; the -EAGAIN proves the state false, so the next time
+ * it turns true `on` changes again and a new event comes.
  */
 #include "fd.h"
 
 #include "alloc.h"
 #include "end.h"
 #include "fence.h"
+#include "sockfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,18 +137,28 @@
 #define USE_EVENTFD 0
 #endif
 
+#define OFF  MEMPIPE__SOCK_OFF
+#define ON   MEMPIPE__SOCK_ON
+#define SHUT MEMPIPE__SOCK_SHUT
+/* Added to the state `on` is moving to while the object is being updated
+ * (under the lock); never seen by a thread holding it. */
+#define CHANGING 4
+
+/* A watch's watchers (see the top comment), by index. */
+enum { RD, WR, SRD, SWR, NWATCHERS };
+
 struct watcher {
-    atomic_int on; /* -1 no object, 0 clear, 1 set; stored under lock */
-    int fd;        /* polled by the user: eventfd, or the pipe's read end */
-    int sig;       /* written to set: the eventfd, or the pipe's write end */
+    atomic_int on; /* -1 no object, OFF, ON, SHUT (+CHANGING); under lock */
+    int fd;        /* polled by the user: eventfd, pipe's read end, or s0 */
+    int sig;       /* the library's side: the eventfd, pipe's write end, s1 */
+    unsigned char *scratch; /* swr only: what a drain of s1 reads into */
 };
 
 struct mempipe__fdwatch {
     struct mempipe__observer obs; /* first: the pipe's watch points here */
     pthread_mutex_t lock;         /* every change of `on` and of the objects */
-    struct watcher rd; /* readable fd of the end that reads the pipe */
-    struct watcher wr; /* writable fd of the end that writes the pipe */
-    unsigned gen;      /* the fork generation it was made in */
+    struct watcher x[NWATCHERS];  /* rd, wr, srd, swr */
+    unsigned gen;                 /* the fork generation it was made in */
 };
 
 /* ---- fork generations ---------------------------------------------------- */
@@ -144,19 +196,34 @@ static bool inherited(const struct mempipe__fdwatch *w)
 
 static void fd_release(struct mempipe__observer *o, struct mempipe__pipe *p);
 
-/* ---- the conditions (snapshots of atomics, acquire) -------------------- */
+/* ---- the states (snapshots of atomics, acquire) ---------------------- */
 
-static bool can_read(const struct mempipe__pipe *p)
+/* What every watcher's state is computed from: one load of the flags, one
+ * of the positions. */
+struct snap {
+    bool closed; /* WCLOSED or RCLOSED: every call returns at once */
+    bool some;   /* L > 0 */
+    bool room;   /* L < M */
+};
+
+static struct snap snap_of(const struct mempipe__pipe *p)
 {
-    return mempipe__pipe_readable(p) > 0 ||
-           (mempipe__pipe_flags(p) & MEMPIPE__WCLOSED) != 0;
+    struct snap s = {true, true, true};
+    if (mempipe__pipe_flags(p) & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED))
+        return s;
+    size_t used = mempipe__pipe_readable(p);
+    s.closed = false;
+    s.some = used > 0;
+    s.room = used < p->ring.cap;
+    return s;
 }
 
-static bool can_write(const struct mempipe__pipe *p)
+/* Watcher i's state in snapshot s: see the top comment. */
+static int state_in(struct snap s, int i)
 {
-    /* Either close flag makes a write return -EPIPE at once: ready. */
-    return mempipe__pipe_flags(p) != 0 ||
-           mempipe__pipe_readable(p) < p->ring.cap;
+    if (s.closed)
+        return i == SRD || i == SWR ? SHUT : ON;
+    return (i == RD || i == SRD ? s.some : s.room) ? ON : OFF;
 }
 
 /* ---- the kernel objects ------------------------------------------------- */
@@ -253,34 +320,57 @@ static void object_clear(const struct watcher *x)
 
 /* ---- keeping `on` in step ---------------------------------------------- */
 
-/* Lock-free: true when this watcher needs nothing (see the top comment). */
-static bool in_step(const struct watcher *x, bool cond)
+/* Gives watcher i's object state `to` (it is in `from`); returns the state
+ * it reached: `to`, or `from` where the kernel refused (sockfd.h). */
+static int object_to(struct watcher *x, int i, int from, int to)
 {
-    /* Relaxed: ordered after the caller's full fence; the handshake is
-     * between that fence and the fence in sync(). */
-    int on = atomic_load_explicit(&x->on, memory_order_relaxed);
-    return on < 0 || on == (int)cond;
+    const int s[2] = {x->fd, x->sig};
+    if (i == SRD)
+        return mempipe__sock_read_to(s, from, to);
+    if (i == SWR)
+        return mempipe__sock_write_to(s, from, to, x->scratch);
+    if (to == ON)
+        object_set(x);
+    else
+        object_clear(x);
+    return to;
+}
+
+/* Lock-free: true when watcher i needs nothing (see the top comment). A
+ * CHANGING value equals no state, so a change that meets an update under
+ * way waits for it on the lock. */
+static bool in_step(const struct mempipe__fdwatch *w, struct snap s, int i)
+{
+    /* Ordered after the caller's full fence: the handshake is between that
+     * fence and the fence in sync_one(). Acquire: a settled value read from
+     * sync_one's release store comes after the object's update, which this
+     * thread's later polls then see. */
+    int on = atomic_load_explicit(&w->x[i].on, memory_order_acquire);
+    return on < 0 || on == state_in(s, i);
 }
 
 /*
- * Under w->lock: brings one watcher's kernel object in line with its
- * condition (can_read or can_write). Loops only while other threads keep
- * changing the state.
+ * Under w->lock: brings watcher i's kernel object in line with its state.
+ * Loops only while other threads keep changing the pipe.
  */
-static void sync_one(struct mempipe__pipe *p, struct watcher *x,
-                     bool (*cond)(const struct mempipe__pipe *))
+static void sync_one(struct mempipe__pipe *p, struct mempipe__fdwatch *w, int i)
 {
+    struct watcher *x = &w->x[i];
     for (;;) {
         int on = atomic_load_explicit(&x->on, memory_order_relaxed);
-        bool c = cond(p);
-        if (on < 0 || on == (int)c)
+        int c = state_in(snap_of(p), i);
+        if (on < 0 || on == c)
             return;
-        atomic_store_explicit(&x->on, (int)c, memory_order_relaxed);
-        if (c)
-            object_set(x);
-        else
-            object_clear(x);
+        /* CHANGING while the object moves: a thread whose change comes
+         * now sees a mismatch whatever its state and waits for the lock,
+         * so that no call returns while the fd lags behind its change. */
+        atomic_store_explicit(&x->on, CHANGING + c, memory_order_relaxed);
+        int got = object_to(x, i, on, c);
+        /* Release: the object's update before the settled value (in_step). */
+        atomic_store_explicit(&x->on, got, memory_order_release);
         mempipe__full_fence(); /* `on` before the re-read: the handshake */
+        if (got != c)
+            return; /* the kernel refused: the next change retries */
     }
 }
 
@@ -289,13 +379,15 @@ static void sync_one(struct mempipe__pipe *p, struct watcher *x,
 static void fd_notify(struct mempipe__observer *o, struct mempipe__pipe *p)
 {
     struct mempipe__fdwatch *w = (struct mempipe__fdwatch *)o;
-    if (in_step(&w->rd, can_read(p)) && in_step(&w->wr, can_write(p)))
+    struct snap s = snap_of(p); /* after the caller's fence */
+    if (in_step(w, s, RD) && in_step(w, s, WR) && in_step(w, s, SRD) &&
+        in_step(w, s, SWR))
         return;
     if (inherited(w))
         return; /* a child's copy: the objects are the parent's (R34) */
     pthread_mutex_lock(&w->lock);
-    sync_one(p, &w->rd, can_read);
-    sync_one(p, &w->wr, can_write);
+    for (int i = 0; i < NWATCHERS; i++)
+        sync_one(p, w, i);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -305,6 +397,7 @@ static void watcher_init(struct watcher *x)
 {
     atomic_init(&x->on, -1);
     x->fd = x->sig = -1;
+    x->scratch = NULL;
 }
 
 /* The pipe's watch, made on first use. Either end may race to make it. */
@@ -323,8 +416,8 @@ static struct mempipe__fdwatch *get_watch(struct mempipe__pipe *p)
     }
     nw->obs.notify = fd_notify;
     nw->obs.release = fd_release;
-    watcher_init(&nw->rd);
-    watcher_init(&nw->wr);
+    for (int i = 0; i < NWATCHERS; i++)
+        watcher_init(&nw->x[i]);
     nw->gen = mempipe__fork_gen();
     /* Release: the initialised watch before any thread can see it. */
     if (atomic_compare_exchange_strong_explicit(&p->watch, &o, &nw->obs,
@@ -336,12 +429,12 @@ static struct mempipe__fdwatch *get_watch(struct mempipe__pipe *p)
     return (struct mempipe__fdwatch *)o;
 }
 
-static int watch_fd(struct mempipe__pipe *p, bool rd)
+static int watch_fd(struct mempipe__pipe *p, int i)
 {
     struct mempipe__fdwatch *w = get_watch(p);
     if (w == NULL)
         return -ENOMEM;
-    struct watcher *x = rd ? &w->rd : &w->wr;
+    struct watcher *x = &w->x[i];
     pthread_mutex_lock(&w->lock);
     int rc = x->fd;
     if (atomic_load_explicit(&x->on, memory_order_relaxed) >= 0)
@@ -349,14 +442,11 @@ static int watch_fd(struct mempipe__pipe *p, bool rd)
     rc = open_object(x);
     if (rc < 0)
         goto out;
-    atomic_store_explicit(&x->on, 0, memory_order_relaxed);
-    /* on = 0 (and the watch) before reading the state: the creator's half
-     * of the handshake, so a change whose hook saw no watcher is seen. */
+    atomic_store_explicit(&x->on, OFF, memory_order_relaxed);
+    /* on (and the watch) before reading the state: the creator's half of
+     * the handshake, so a change whose hook saw no watcher is seen. */
     mempipe__full_fence();
-    if (rd)
-        sync_one(p, x, can_read);
-    else
-        sync_one(p, x, can_write);
+    sync_one(p, w, i);
     rc = x->fd;
 out:
     pthread_mutex_unlock(&w->lock);
@@ -369,7 +459,7 @@ int mempipe_readable_fd(mempipe *end)
         return -EINVAL;
     if (mempipe__end_rx(end) == NULL)
         return -EBADF; /* a simplex writer never reads */
-    return watch_fd(mempipe__end_rx(end), true);
+    return watch_fd(mempipe__end_rx(end), RD);
 }
 
 int mempipe_writable_fd(mempipe *end)
@@ -378,23 +468,127 @@ int mempipe_writable_fd(mempipe *end)
         return -EINVAL;
     if (mempipe__end_tx(end) == NULL)
         return -EBADF; /* a simplex reader never writes */
-    return watch_fd(mempipe__end_tx(end), false);
+    return watch_fd(mempipe__end_tx(end), WR);
 }
 
-static void drop(struct mempipe__pipe *p, bool rd)
+/* Both watches' locks, in address order (a and b may be NULL or equal):
+ * mempipe_fd is the only place that holds two, so no cycle can form. */
+static void lock_two(struct mempipe__fdwatch *a, struct mempipe__fdwatch *b)
+{
+    if (a == NULL || a == b) {
+        a = b, b = NULL;
+    } else if (b != NULL && (uintptr_t)b < (uintptr_t)a) {
+        struct mempipe__fdwatch *t = a;
+        a = b, b = t;
+    }
+    if (a != NULL)
+        pthread_mutex_lock(&a->lock);
+    if (b != NULL)
+        pthread_mutex_lock(&b->lock);
+}
+
+static void unlock_two(struct mempipe__fdwatch *a, struct mempipe__fdwatch *b)
+{
+    if (a != NULL)
+        pthread_mutex_unlock(&a->lock);
+    if (b != NULL && b != a)
+        pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Under both locks: makes the end's socket and hooks its parts, srd on the
+ * pipe it reads (rw), swr on the pipe it writes (ww), either absent for a
+ * simplex end. Returns s0 or a negative errno value; on error nothing
+ * changed.
+ */
+static int sock_make(struct mempipe__pipe *rx, struct mempipe__fdwatch *rw,
+                     struct mempipe__pipe *tx, struct mempipe__fdwatch *ww)
+{
+    unsigned char *scratch = NULL;
+    if (ww != NULL && (scratch = mempipe__alloc(MEMPIPE__SOCK_SCRATCH)) == NULL)
+        return -ENOMEM;
+    int s[2];
+    int rc = mempipe__sock_open(s, rw != NULL, ww != NULL);
+    if (rc < 0) {
+        mempipe__free(scratch, MEMPIPE__SOCK_SCRATCH);
+        return rc;
+    }
+    /* `on` says what a fresh socket shows: not readable, writable. */
+    if (rw != NULL) {
+        rw->x[SRD].fd = s[0], rw->x[SRD].sig = s[1];
+        atomic_store_explicit(&rw->x[SRD].on, OFF, memory_order_relaxed);
+    }
+    if (ww != NULL) {
+        ww->x[SWR].fd = s[0], ww->x[SWR].sig = s[1];
+        ww->x[SWR].scratch = scratch;
+        atomic_store_explicit(&ww->x[SWR].on, ON, memory_order_relaxed);
+    }
+    /* Both `on`s (and the watches) before reading the states: the
+     * creator's half of the handshake, as in watch_fd. */
+    mempipe__full_fence();
+    if (rw != NULL)
+        sync_one(rx, rw, SRD);
+    if (ww != NULL)
+        sync_one(tx, ww, SWR);
+    return s[0];
+}
+
+int mempipe_fd(mempipe *end)
+{
+    if (end == NULL)
+        return -EINVAL;
+    struct mempipe__pipe *rx = mempipe__end_rx(end);
+    struct mempipe__pipe *tx = mempipe__end_tx(end);
+    struct mempipe__fdwatch *rw = NULL, *ww = NULL;
+    if (rx != NULL && (rw = get_watch(rx)) == NULL)
+        return -ENOMEM;
+    if (tx != NULL && (ww = get_watch(tx)) == NULL)
+        return -ENOMEM;
+    lock_two(rw, ww);
+    /* The parts are made together and dropped together: either tells. */
+    struct watcher *x = rw != NULL ? &rw->x[SRD] : &ww->x[SWR];
+    int rc = atomic_load_explicit(&x->on, memory_order_relaxed) >= 0
+                 ? x->fd /* asked before: the same fd */
+                 : sock_make(rx, rw, tx, ww);
+    unlock_two(rw, ww);
+    return rc;
+}
+
+/* What an end's close takes out of its socket's parts, to close after. */
+struct sock_out {
+    int s[2];
+    unsigned char *scratch;
+};
+
+/*
+ * Marks this end's watchers on p gone, under p's watch lock: the fd of
+ * direction `obj` (RD or WR) is closed at once, the socket part `part`
+ * (SRD or SWR) handed to `out`, closed once both parts are gone.
+ */
+static void drop(struct mempipe__pipe *p, int obj, int part,
+                 struct sock_out *out)
 {
     struct mempipe__fdwatch *w =
         (struct mempipe__fdwatch *)atomic_load_explicit(&p->watch,
                                                         memory_order_acquire);
     if (w == NULL)
-        return; /* nobody asked: no lock, no syscall */
-    struct watcher *x = rd ? &w->rd : &w->wr;
+        return;                /* nobody asked: no lock, no syscall */
     bool mine = !inherited(w); /* else: no lock, only our descriptors */
     if (mine)
         pthread_mutex_lock(&w->lock);
+    struct watcher *x = &w->x[obj];
     if (atomic_load_explicit(&x->on, memory_order_relaxed) >= 0) {
         atomic_store_explicit(&x->on, -1, memory_order_relaxed);
         close_object(x);
+    }
+    x = &w->x[part];
+    if (atomic_load_explicit(&x->on, memory_order_relaxed) >= 0) {
+        atomic_store_explicit(&x->on, -1, memory_order_relaxed);
+        out->s[0] = x->fd, out->s[1] = x->sig;
+        if (x->scratch != NULL)
+            out->scratch = x->scratch;
+        x->fd = x->sig = -1;
+        x->scratch = NULL;
     }
     if (mine)
         pthread_mutex_unlock(&w->lock);
@@ -402,10 +596,15 @@ static void drop(struct mempipe__pipe *p, bool rd)
 
 void mempipe__fd_close_end(struct mempipe *end)
 {
+    struct sock_out out = {{-1, -1}, NULL};
     if (mempipe__end_rx(end) != NULL)
-        drop(mempipe__end_rx(end), true);
+        drop(mempipe__end_rx(end), RD, SRD, &out);
     if (mempipe__end_tx(end) != NULL)
-        drop(mempipe__end_tx(end), false);
+        drop(mempipe__end_tx(end), WR, SWR, &out);
+    /* Both parts are marked gone: nobody touches the socket any more. */
+    if (out.s[0] >= 0)
+        mempipe__sock_close(out.s);
+    mempipe__free(out.scratch, MEMPIPE__SOCK_SCRATCH);
 }
 
 /* The observer's release (pipe.h): the pipe's last close; nobody left. */
@@ -413,11 +612,14 @@ static void fd_release(struct mempipe__observer *o, struct mempipe__pipe *p)
 {
     (void)p;
     struct mempipe__fdwatch *w = (struct mempipe__fdwatch *)o;
-    /* Every end closed its own fds already; this only guards a leak. */
-    if (atomic_load_explicit(&w->rd.on, memory_order_relaxed) >= 0)
-        close_object(&w->rd);
-    if (atomic_load_explicit(&w->wr.on, memory_order_relaxed) >= 0)
-        close_object(&w->wr);
+    /* Every end closed its own fds already (mempipe_close calls
+     * mempipe__fd_close_end first, in a fork child too); this only guards
+     * a leak of the eventfds. A socket is shared by two watches of a
+     * duplex, so no guard could tell which of them should close it: it is
+     * left to the end's close alone. */
+    for (int i = RD; i <= WR; i++)
+        if (atomic_load_explicit(&w->x[i].on, memory_order_relaxed) >= 0)
+            close_object(&w->x[i]);
     if (!inherited(w)) /* a parent thread may have held it at the fork */
         pthread_mutex_destroy(&w->lock);
     mempipe__free(w, sizeof *w);

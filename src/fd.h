@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fd: the pollable-file-descriptor front-end (mempipe_readable_fd,
- * mempipe_writable_fd). Each pipe may carry one `watch` with up to two
- * watchers: the readable fd of the end that reads it and the writable fd of
- * the end that writes it. The watch is the pipe's observer (pipe.h): the
+ * mempipe_writable_fd, mempipe_fd). Each pipe may carry one `watch` with up
+ * to four watchers: the readable fd of the end that reads it, the writable
+ * fd of the end that writes it, and one part each of those two ends'
+ * mempipe_fd sockets (sockfd.h). The watch is the pipe's observer (pipe.h): the
  * pipe calls its notify after every progress point once it exists
  * (mempipe__pipe_progress in pipe.c), and its release when freed; an
  * unwatched pipe never reaches this file on its data path, and the pipe
@@ -18,8 +19,9 @@ struct mempipe__fdwatch;
 
 /*
  * mempipe_close(), first thing: closes the fds this end asked for (its
- * readable fd on end->rx, its writable fd on end->tx). No syscall for an end
- * that never asked.
+ * readable fd on end->rx, its writable fd on end->tx, its mempipe_fd
+ * socket, whose parts are on both). No syscall for an end that never
+ * asked.
  */
 void mempipe__fd_close_end(struct mempipe *end);
 

@@ -53,6 +53,20 @@
  * flushes the rest by pumping the peer's reads. So both implementations
  * deliver the same bytes whatever their capacities.
  *
+ * revents    A second run of the same sequences asks mempipe_fd() of both
+ *            mempipe ends first (so every call also keeps those fds in
+ *            step) and, after every step, polls each open end's fd on both
+ *            sides (POLLIN, POLLOUT, POLLRDHUP; SPEC R59, R60). Each side
+ *            must match the model: POLLIN iff bytes are buffered for the end
+ *            or its peer shut down or closed; POLLRDHUP iff the latter;
+ *            POLLHUP iff also the end shut down or the peer closed; POLLOUT
+ *            (mempipe) iff the end's pipe has room or its writes fail at
+ *            once, (socket) at least where nothing it sent is unread or the
+ *            peer closed (the kernel's POLLOUT depends on its buffer). So
+ *            POLLIN, POLLRDHUP and POLLHUP are compared exactly between the
+ *            two; the kernel's POLLERR (a close with unread bytes) is not
+ *            (mempipe_fd never reports it).
+ *
  * MEMPIPE_DIFF_SEED=<n>   replays the one sequence <n> (printed on failure).
  * MEMPIPE_DIFF_COUNT=<n>  sequences to run (default 10000; 1000 under TSan).
  * MEMPIPE_DIFF_BASE=<n>   first seed (default 1), to explore other seeds.
@@ -62,6 +76,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +126,8 @@ struct side {
 /* Failure context, printed with every failed check so the seed replays. */
 static uint64_t cur_seed;
 static int cur_step;
+static int with_fd; /* the revents run: mempipe_fd asked and compared */
+static unsigned long long n_revents;
 static unsigned long long n_ops, n_bytes, n_eof, n_epipe, n_reset;
 static unsigned long long n_abort, n_rst_close, n_mp_reset, n_mp_reset_w;
 
@@ -358,8 +375,74 @@ static void side_open(struct side *s, int kind, size_t cap)
     s->open[0] = s->open[1] = 1;
     if (kind == IMPL_MEMPIPE) {
         assert_rc(0, mempipe_duplex(cap, &s->mp[0], &s->mp[1]));
+        for (int e = 0; e < 2 && with_fd; e++)
+            assert_true(mempipe_fd(s->mp[e]) >= 0);
     } else {
         assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM, 0, s->fd));
+    }
+}
+
+/* revents of end e's fd now (POLLERR masked off on the socket side). */
+static int side_revents(const struct side *s, int e)
+{
+    int fd = s->kind == IMPL_MEMPIPE ? mempipe_fd(s->mp[e]) : s->fd[e];
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT | POLLRDHUP};
+    CHECK(poll(&p, 1, 0) >= 0, "poll: %s", strerror(errno));
+    int r = p.revents;
+    if (s->kind == IMPL_SOCKET)
+        r &= ~POLLERR;
+    return r & (POLLIN | POLLOUT | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL);
+}
+
+/* After a step: each open end's fd against the model, and against the
+ * other side's (see the header comment). */
+static void check_revents(const struct side sd[NIMPL])
+{
+    int got[NIMPL][2];
+    for (int k = 0; k < NIMPL; k++) {
+        const struct side *s = &sd[k];
+        for (int e = 0; e < 2; e++) {
+            if (!s->open[e])
+                continue;
+            int d_in = 1 - e, d_out = e;
+            int rdhup = wclosed(s, d_in);
+            int wshut = s->shut[e] || !s->open[1 - e];
+            uint64_t in = s->accepted[d_in] - s->received[d_in];
+            uint64_t out = s->accepted[d_out] - s->received[d_out];
+            int r = got[k][e] = side_revents(s, e);
+            int want =
+                (in > 0 && !(s->kind == IMPL_MEMPIPE && s->rst[d_in])) || rdhup
+                    ? POLLIN
+                    : 0;
+            want |= rdhup ? POLLRDHUP : 0;
+            want |= rdhup && wshut ? POLLHUP : 0;
+            int mask = POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL;
+            if (s->kind == IMPL_MEMPIPE) {
+                want |= out < s->cap || wshut ? POLLOUT : 0;
+                mask |= POLLOUT;
+            } else if (out == 0 || !s->open[1 - e]) {
+                want |= POLLOUT;
+                mask |= POLLOUT;
+            }
+            CHECK((r & mask) == want,
+                  "%s: end %d revents 0x%x, want 0x%x (of 0x%x): in %" PRIu64
+                  " out %" PRIu64 " peer %s, own %s",
+                  impl_name[k], e, (unsigned)r, (unsigned)want, (unsigned)mask,
+                  in, out,
+                  !s->open[1 - e]  ? "closed"
+                  : s->shut[1 - e] ? "shut down"
+                                   : "open",
+                  s->shut[e] ? "shut down" : "open");
+            n_revents++;
+        }
+    }
+    for (int e = 0; e < 2; e++) {
+        int same = POLLRDHUP | POLLHUP;
+        if (sd[0].open[e])
+            CHECK((got[0][e] & same) == (got[1][e] & same),
+                  "end %d: hang-up bits 0x%x on mempipe_fd, 0x%x on the socket",
+                  e, (unsigned)(got[0][e] & same),
+                  (unsigned)(got[1][e] & same));
     }
 }
 
@@ -453,6 +536,8 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
                          &slice_rng[k], wbuf, rbuf);
             }
         }
+        if (with_fd)
+            check_revents(sd);
     }
     cur_step = -1; /* the final phase */
     /* Closes follow the shared operation stream: the same ends are open. */
@@ -486,21 +571,34 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
     return v != NULL && *v != '\0' ? strtoull(v, NULL, 0) : dflt;
 }
 
-static void
-test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
+/*
+ * Runs the sequences the environment asks for (MEMPIPE_DIFF_*, the default
+ * count divided by `fewer`) and returns their count; *first is the seed of
+ * the first.
+ */
+static uint64_t run_sequences(uint64_t fewer, uint64_t *first)
 {
-    (void)state;
     unsigned char *wbuf = malloc(MAX_CHUNK);
     unsigned char *rbuf = malloc(MAX_CHUNK);
     assert_non_null(wbuf);
     assert_non_null(rbuf);
     const char *one = getenv("MEMPIPE_DIFF_SEED");
-    uint64_t first =
+    *first =
         one ? env_u64("MEMPIPE_DIFF_SEED", 1) : env_u64("MEMPIPE_DIFF_BASE", 1);
-    uint64_t count = one ? 1 : env_u64("MEMPIPE_DIFF_COUNT", DEFAULT_COUNT);
-
+    uint64_t count =
+        one ? 1 : env_u64("MEMPIPE_DIFF_COUNT", DEFAULT_COUNT) / fewer;
     for (uint64_t i = 0; i < count; i++)
-        run_sequence(first + i, wbuf, rbuf);
+        run_sequence(*first + i, wbuf, rbuf);
+    free(wbuf);
+    free(rbuf);
+    return count;
+}
+
+static void
+test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
+{
+    (void)state;
+    uint64_t first, count = run_sequences(1, &first);
     printf("diff_test: %" PRIu64 " sequences from seed %" PRIu64
            ", %llu ops, %llu bytes delivered, %llu EOFs, %llu EPIPEs, "
            "%llu socket ECONNRESETs; %llu aborts, %llu rst_on_unread closes, "
@@ -508,8 +606,23 @@ test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
            count, first, n_ops, n_bytes, n_eof, n_epipe, n_reset, n_abort,
            n_rst_close, n_mp_reset, n_mp_reset_w);
     assert_true(n_ops > count); /* every sequence did something */
-    free(wbuf);
-    free(rbuf);
+}
+
+/*
+ * The same sequences with mempipe_fd() asked on both mempipe ends, and the
+ * revents of both sides compared after every step (R59, R60). A fifth of
+ * them by default: every call then also keeps two sockets in step.
+ */
+static void test_R59_R60_random_sequences_revents_match_socketpair(void **state)
+{
+    (void)state;
+    with_fd = 1;
+    uint64_t first, count = run_sequences(5, &first);
+    with_fd = 0;
+    printf("diff_test: %" PRIu64 " sequences from seed %" PRIu64
+           " with mempipe_fd, %llu revents compared\n",
+           count, first, n_revents);
+    assert_true(n_revents > count); /* every sequence compared some */
 }
 
 /* Zero lengths are mempipe-only rules (R8, R14): checked here directly. */
@@ -619,6 +732,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(
             test_R4_R5_R9_R10_R21_random_sequences_match_socketpair),
+        cmocka_unit_test(
+            test_R59_R60_random_sequences_revents_match_socketpair),
         cmocka_unit_test(test_R8_R14_zero_lengths),
         cmocka_unit_test(test_R9_close_with_unread_bytes_is_eof_not_reset),
         cmocka_unit_test(test_R38_R39_reset_as_measured_on_af_unix),

@@ -10,7 +10,6 @@
 
 #include "end.h" /* white box: p->watch stays NULL unless asked */
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -34,30 +33,6 @@ static int ready(int fd)
     if (n == 1 && (p.revents & ~POLLIN) != 0)
         return -EIO; /* POLLERR/POLLHUP/POLLNVAL: never expected */
     return n == 1;
-}
-
-/* Open descriptors of this process, from /proc/self/fd. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return -errno;
-    int n = 0;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
-
-static void fill(mempipe *w, size_t n)
-{
-    char buf[64];
-    memset(buf, 'x', sizeof buf);
-    while (n > 0) {
-        size_t k = n < sizeof buf ? n : sizeof buf;
-        assert_rc(k, mempipe_poll_write(w, buf, k, NULL));
-        n -= k;
-    }
 }
 
 /* ---- level-triggered states under poll(2) ---------------------------------
@@ -101,9 +76,9 @@ static void test_fd_writable_follows_space(void **state)
     int wfd = mempipe_writable_fd(a);
     assert_true(wfd >= 0);
     assert_rc(1, ready(wfd)); /* empty: space */
-    fill(a, 5);
+    tu_fill(a, 5);
     assert_rc(1, ready(wfd)); /* 3 free */
-    fill(a, 3);
+    tu_fill(a, 3);
     assert_rc(0, ready(wfd)); /* full */
     assert_rc(-EAGAIN, mempipe_poll_write(a, "x", 1, NULL));
     assert_rc(0, ready(wfd));
@@ -126,7 +101,7 @@ static void test_fd_shutdown_makes_readable_eof(void **state)
     int rfd = mempipe_readable_fd(b);
     int wfd = mempipe_writable_fd(a);
     assert_true(rfd >= 0 && wfd >= 0);
-    fill(a, 8);
+    tu_fill(a, 8);
     assert_rc(0, ready(wfd)); /* full */
     assert_rc(1, ready(rfd));
     assert_rc(0, mempipe_shutdown(a));
@@ -165,7 +140,7 @@ static void test_fd_peer_close_makes_writable_epipe(void **state)
     assert_rc(0, mempipe_duplex(8, &a, &b));
     int wfd = mempipe_writable_fd(a);
     int rfd = mempipe_readable_fd(a);
-    fill(a, 8);
+    tu_fill(a, 8);
     assert_rc(0, ready(wfd));
     assert_rc(2, mempipe_poll_write(b, "ok", 2, NULL));
     mempipe_close(b);
@@ -204,13 +179,13 @@ static void test_fd_simplex_roles(void **state)
     assert_true(rfd >= 0 && wfd >= 0 && rfd != wfd);
     assert_rc(0, ready(rfd));
     assert_rc(1, ready(wfd));
-    fill(w, 4);
+    tu_fill(w, 4);
     assert_rc(1, ready(rfd));
     assert_rc(0, ready(wfd));
     assert_rc(4, mempipe_poll_read(r, buf, sizeof buf, NULL));
     assert_rc(0, ready(rfd));
     assert_rc(1, ready(wfd));
-    fill(w, 4);
+    tu_fill(w, 4);
     mempipe_close(r); /* R20: the writer gets -EPIPE */
     assert_rc(1, ready(wfd));
     assert_rc(-EPIPE, mempipe_poll_write(w, "x", 1, NULL));
@@ -244,7 +219,7 @@ static void test_fd_loopback_both_on_one_pipe(void **state)
     assert_true(rfd >= 0 && wfd >= 0 && rfd != wfd);
     assert_rc(0, ready(rfd));
     assert_rc(1, ready(wfd));
-    fill(e, 4);
+    tu_fill(e, 4);
     assert_rc(1, ready(rfd));
     assert_rc(0, ready(wfd));
     assert_rc(1, mempipe_poll_read(e, buf, 1, NULL));
@@ -264,7 +239,7 @@ static void test_fd_made_late_starts_in_the_right_state(void **state)
     (void)state;
     mempipe *a, *b;
     assert_rc(0, mempipe_duplex(4, &a, &b));
-    fill(a, 4);
+    tu_fill(a, 4);
     int rfd = mempipe_readable_fd(b);
     int wfd = mempipe_writable_fd(a);
     assert_rc(1, ready(rfd));
@@ -302,7 +277,7 @@ static void test_fd_select(void **state)
     assert_true(rfd < FD_SETSIZE && wfd < FD_SETSIZE);
     assert_rc(0, select_ready(rfd));
     assert_rc(1, select_ready(wfd));
-    fill(a, 4);
+    tu_fill(a, 4);
     assert_rc(1, select_ready(rfd));
     assert_rc(0, select_ready(wfd));
     assert_rc(4, mempipe_poll_read(b, buf, sizeof buf, NULL));
@@ -353,7 +328,7 @@ static void test_fd_epoll_level(void **state)
     assert_rc(1, w);
     assert_rc(1, epoll_now(ep, &r, &w)); /* level: reported again */
     assert_rc(1, w);
-    fill(a, 4);
+    tu_fill(a, 4);
     assert_rc(1, epoll_now(ep, &r, &w));
     assert_rc(1, r);
     assert_rc(0, w);
@@ -404,7 +379,7 @@ static void test_fd_epoll_edge(void **state)
     assert_rc(1, epoll_now(ep, &r, &w)); /* drained, then new bytes */
     assert_rc(1, r);
 
-    fill(a, 3); /* full: writable goes false */
+    tu_fill(a, 3); /* full: writable goes false */
     assert_rc(-EAGAIN, mempipe_poll_write(a, "x", 1, NULL));
     assert_rc(0, epoll_now(ep, &r, &w));
     assert_rc(1, mempipe_poll_read(b, buf, 1, NULL));
@@ -511,7 +486,7 @@ static void test_fd_closed_by_mempipe_close(void **state)
 static void test_fd_none_made_unless_asked(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = tu_count_fds();
     assert_true(before > 0);
     mempipe *a, *b, *r, *w, *e;
     char buf[64];
@@ -519,9 +494,9 @@ static void test_fd_none_made_unless_asked(void **state)
     assert_rc(0, mempipe_simplex(16, &r, &w));
     assert_rc(0, mempipe_loopback(16, &e));
     for (int i = 0; i < 100; i++) {
-        fill(a, 16);
-        fill(w, 16);
-        fill(e, 16);
+        tu_fill(a, 16);
+        tu_fill(w, 16);
+        tu_fill(e, 16);
         assert_rc(-EAGAIN, mempipe_poll_write(a, "x", 1, NULL));
         assert_rc(16, mempipe_poll_read(b, buf, sizeof buf, NULL));
         assert_rc(16, mempipe_read(r, buf, sizeof buf));
@@ -530,7 +505,7 @@ static void test_fd_none_made_unless_asked(void **state)
     }
     assert_rc(0, mempipe_shutdown(a));
     assert_rc(0, mempipe_poll_read(b, buf, sizeof buf, NULL));
-    assert_rc(before, count_fds());
+    assert_rc(before, tu_count_fds());
     assert_null(atomic_load(&mempipe__end_rx(a)->watch));
     assert_null(atomic_load(&mempipe__end_tx(a)->watch));
     assert_null(atomic_load(&mempipe__end_rx(r)->watch));
@@ -540,18 +515,18 @@ static void test_fd_none_made_unless_asked(void **state)
     mempipe_close(b);
     mempipe_close(a);
     mempipe_close(e);
-    assert_rc(before, count_fds());
+    assert_rc(before, tu_count_fds());
 
     /* Asked: exactly one descriptor per eventfd (two per pipe(2)). */
     assert_rc(0, mempipe_duplex(16, &a, &b));
     assert_true(mempipe_readable_fd(a) >= 0);
-    int per = count_fds() - before;
+    int per = tu_count_fds() - before;
     assert_true(per == 1 || per == 2);
     assert_true(mempipe_writable_fd(a) >= 0);
-    assert_rc(before + 2 * per, count_fds());
+    assert_rc(before + 2 * per, tu_count_fds());
     mempipe_close(a);
     mempipe_close(b);
-    assert_rc(before, count_fds());
+    assert_rc(before, tu_count_fds());
 }
 
 static void test_fd_bad_input(void **state)
@@ -560,11 +535,11 @@ static void test_fd_bad_input(void **state)
     mempipe *r, *w;
     assert_rc(-EINVAL, mempipe_readable_fd(NULL));
     assert_rc(-EINVAL, mempipe_writable_fd(NULL));
-    int before = count_fds();
+    int before = tu_count_fds();
     assert_rc(0, mempipe_simplex(4, &r, &w));
     assert_rc(-EBADF, mempipe_readable_fd(w));
     assert_rc(-EBADF, mempipe_writable_fd(r));
-    assert_rc(before, count_fds()); /* nothing made on failure */
+    assert_rc(before, tu_count_fds()); /* nothing made on failure */
     mempipe_close(r);
     mempipe_close(w);
 }
@@ -895,7 +870,7 @@ static void test_fd_both_ends_ask_at_once(void **state)
         assert_rc(kb.fd, mempipe_readable_fd(b));
         assert_rc(1, ready(ka.fd));
         assert_rc(0, ready(kb.fd));
-        fill(a, 4);
+        tu_fill(a, 4);
         assert_rc(0, ready(ka.fd));
         assert_rc(1, ready(kb.fd));
         mempipe_close(a);

@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The GnuTLS transport adapter (include/mempipe/gnutls.h): real TLS 1.3
- * over one duplex at capacities 1, 7, 4096, 65536 and SIZE_MAX, and the same
- * over a socketpair(2) with GnuTLS's own socket transport as the reference:
- * a verified handshake, an echo of ECHO bytes each way, bye (close_notify)
- * both ways, and a peer that vanishes mid-handshake. Each runs on one thread
- * driven by wakers only (a side runs only when its waker fired or arm said
- * "now", so a lost wake-up stalls and fails) and with one blocking thread
- * per side. The key and self-signed certificate are made here.
+ * The GnuTLS transport adapter (include/mempipe/gnutls.h): real TLS 1.3 over
+ * one duplex at capacities 1, 7, 4096, 65536 and SIZE_MAX, each scenario run
+ * the same way over a socketpair(2) with GnuTLS's own socket transport,
+ * whose application-visible outcome the duplex must match (tlsutil.h): a
+ * verified handshake, an echo each way (8 MiB; less at capacities 1 and 7,
+ * tlsutil.h says how much), bye (close_notify) both ways, and either peer
+ * vanishing mid-handshake. Each on one thread driven by wakers only (a side
+ * runs only when its waker fired or arm said "now", so a lost wake-up stalls
+ * and fails) and with one blocking thread per side. The key and self-signed
+ * certificate are made here.
+ *
+ * MEMPIPE_TLS_BENCH=N runs the throughput mode (tlsutil.h) instead.
  */
-#include "testutil.h"
+#include "tlsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,33 +31,6 @@
 
 #include "mempipe/gnutls.h"
 
-#define MAX_CHUNK 16384u /* one record of plaintext at most */
-
-/*
- * Bytes echoed each way: 8 MiB, MEMPIPE_TLS_BYTES to change it, 1 MiB under
- * the sanitizers. Tiny capacities move a byte per wake-up, so they echo
- * 64 KiB per byte of capacity at most (64 KiB at 1, 448 KiB at 7).
- */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define DEFAULT_BYTES (1u << 20)
-#else
-#define DEFAULT_BYTES (8u << 20)
-#endif
-
-static size_t echo_bytes(size_t cap)
-{
-    size_t total = DEFAULT_BYTES;
-    const char *env = getenv("MEMPIPE_TLS_BYTES");
-    if (env != NULL)
-        total = strtoull(env, NULL, 0);
-    if (cap != 0 && cap < 64 && cap * 65536 < total)
-        total = cap * 65536;
-    return total;
-}
-
-static const size_t caps[] = {1, 7, 4096, 65536, SIZE_MAX};
-#define NCAPS (sizeof caps / sizeof caps[0])
-
 /* ------------------------------------------------------------------------ */
 /* Key, certificate, credentials                                             */
 /* ------------------------------------------------------------------------ */
@@ -63,11 +40,13 @@ static gnutls_x509_crt_t g_crt;
 static gnutls_certificate_credentials_t g_scred, g_ccred;
 
 #define GT(call) assert_int_equal(GNUTLS_E_SUCCESS, (call))
+#define TRIES    100000 /* calls that may say "again" before a test fails */
 
 static int group_setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN); /* the socketpair reference writes to closed */
+    tls_errname = gnutls_strerror_name;
     if (gnutls_x509_privkey_init(&g_key) < 0 ||
         gnutls_x509_privkey_generate(
             g_key, GNUTLS_PK_ECDSA,
@@ -110,19 +89,16 @@ static int group_teardown(void **state)
 /* A link: a mempipe duplex through the adapter, or a socketpair             */
 /* ------------------------------------------------------------------------ */
 
-#define SOCKETPAIR 0 /* cap 0 means the socketpair reference */
-
 struct side {
     gnutls_session_t s;
-    mempipe *end; /* NULL over a socketpair (or once closed) */
-    int fd;       /* -1 over a mempipe (or once closed) */
-    int blocking;
+    mempipe *end;     /* NULL over a socketpair (or once closed) */
+    int fd;           /* -1 over a mempipe (or once closed) */
     atomic_int woken; /* the waker fired since the side last ran */
     int now;          /* arm said "call again now" */
     mempipe_waker waker;
     /* the echo */
-    int phase, err;
-    size_t total, sent, recvd, pending, have;
+    struct tls_state st;
+    size_t total, sent, pending, have;
     uint64_t rng;
     unsigned char *buf;
 };
@@ -147,22 +123,21 @@ static void on_wake(void *ctx)
  */
 static void side_open(struct side *sd, unsigned flags, int blocking, size_t cap)
 {
-    if (cap != SOCKETPAIR && cap < 6)
+    int tiny = cap != TLS_SOCKETPAIR && cap < 6;
+    if (tiny)
         flags |= GNUTLS_NO_TICKETS; /* a server's tickets meet the client's
                                        Finished: both writing, as above */
     GT(gnutls_init(&sd->s, flags));
     GT(gnutls_priority_set_direct(
         sd->s,
-        cap != SOCKETPAIR && cap < 6
-            ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
-            : "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+        tiny ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
+             : "NORMAL:-VERS-ALL:+VERS-TLS1.3",
         NULL));
-    sd->blocking = blocking;
     sd->waker.wake = on_wake;
     sd->waker.ctx = sd;
     atomic_init(&sd->woken, 1);
     sd->now = 1;
-    sd->buf = malloc(MAX_CHUNK);
+    sd->buf = malloc(TLS_MAX_CHUNK);
     assert_non_null(sd->buf);
     if (sd->end != NULL) {
         assert_rc(0,
@@ -170,25 +145,20 @@ static void side_open(struct side *sd, unsigned flags, int blocking, size_t cap)
                       sd->s, sd->end, blocking ? MEMPIPE_GNUTLS_BLOCKING : 0));
         assert_ptr_equal(sd->end, mempipe_gnutls_get_end(sd->s));
     } else {
-        if (!blocking)
-            assert_int_equal(0, fcntl(sd->fd, F_SETFL, O_NONBLOCK));
         gnutls_transport_set_int(sd->s, sd->fd);
     }
 }
 
 static void link_open(struct link *l, size_t cap, int blocking)
 {
+    struct tls_ends e;
     memset(l, 0, sizeof *l);
     l->cap = cap;
-    if (cap != SOCKETPAIR) {
-        assert_rc(0, mempipe_duplex(cap, &l->s.end, &l->c.end));
-        l->s.fd = l->c.fd = -1;
-    } else {
-        int fd[2];
-        assert_int_equal(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fd));
-        l->s.fd = fd[0];
-        l->c.fd = fd[1];
-    }
+    tls_ends_open(&e, cap, !blocking);
+    l->s.end = e.s;
+    l->s.fd = e.sfd;
+    l->c.end = e.c;
+    l->c.fd = e.cfd;
     side_open(&l->s, GNUTLS_SERVER, blocking, cap);
     GT(gnutls_credentials_set(l->s.s, GNUTLS_CRD_CERTIFICATE, g_scred));
     side_open(&l->c, GNUTLS_CLIENT, blocking, cap);
@@ -197,22 +167,30 @@ static void link_open(struct link *l, size_t cap, int blocking)
     gnutls_session_set_verify_cert(l->c.s, "localhost", 0);
 }
 
-/* The peer vanishes: its session and its end (or fd) go away. */
+/* The side's transport goes away; its session stays. */
+static void cut(struct side *sd)
+{
+    if (sd->end != NULL)
+        assert_rc(0, mempipe_gnutls_set_transport(sd->s, NULL, 0));
+    tls_close_raw(&sd->end, &sd->fd);
+}
+
+/* The side goes away: its transport and its session. */
 static void side_close(struct side *sd)
 {
-    if (sd->s != NULL) {
-        if (sd->end != NULL)
-            assert_rc(0, mempipe_gnutls_set_transport(sd->s, NULL, 0));
+    cut(sd);
+    if (sd->s != NULL)
         gnutls_deinit(sd->s);
-        sd->s = NULL;
-    }
-    mempipe_close(sd->end);
-    sd->end = NULL;
-    if (sd->fd >= 0)
-        close(sd->fd);
-    sd->fd = -1;
+    sd->s = NULL;
     free(sd->buf);
     sd->buf = NULL;
+}
+
+/* The raw peer of the vanishing-peer tests goes away (never having run). */
+static void vanish(struct side *sd)
+{
+    side_close(sd);
+    sd->st.phase = TLS_GONE;
 }
 
 static void link_close(struct link *l)
@@ -221,20 +199,18 @@ static void link_close(struct link *l)
     side_close(&l->s);
 }
 
-static const char *kind(const struct link *l)
+static void outcome(const struct link *l, struct tls_outcome *out)
 {
-    static char buf[48];
-    if (l->cap == SOCKETPAIR)
-        return "socketpair";
-    snprintf(buf, sizeof buf, "mempipe cap %zu", l->cap);
-    return buf;
+    tls_outcome_of(&l->c.st, &l->s.st,
+                   l->c.st.shook ? gnutls_protocol_get_name(
+                                       gnutls_protocol_get_version(l->c.s))
+                                 : NULL,
+                   out);
 }
 
 /* ------------------------------------------------------------------------ */
 /* One thread, driven by wakers                                              */
 /* ------------------------------------------------------------------------ */
-
-enum { HANDSHAKE, DATA, BYE, DONE, FAILED };
 
 /*
  * After GNUTLS_E_AGAIN: over a mempipe, arm the waker (or run again now);
@@ -253,7 +229,7 @@ static void blocked(struct side *sd)
 
 static int runnable(struct side *sd)
 {
-    if (sd->phase >= DONE)
+    if (sd->st.phase >= TLS_DONE)
         return 0;
     if (sd->now || atomic_load(&sd->woken))
         return 1;
@@ -273,14 +249,9 @@ static int again(struct side *sd, int rc)
         blocked(sd);
         return 1;
     }
-    sd->err = rc;
-    sd->phase = FAILED;
+    sd->st.err = rc;
+    sd->st.phase = TLS_FAILED;
     return 0;
-}
-
-static void check_session(struct side *sd)
-{
-    assert_int_equal(GNUTLS_TLS1_3, gnutls_protocol_get_version(sd->s));
 }
 
 /* Runs a side until it would block; both sides' echo state machines. */
@@ -290,23 +261,21 @@ static void step(struct side *sd, int client)
     atomic_store(&sd->woken, 0);
     sd->now = 0;
     for (;;) {
-        switch (sd->phase) {
-        case HANDSHAKE:
+        switch (sd->st.phase) {
+        case TLS_HANDSHAKE:
             rc = gnutls_handshake(sd->s);
             if (rc < 0) {
                 again(sd, rc);
                 return;
             }
-            check_session(sd);
-            sd->phase = DATA;
+            sd->st.shook = 1;
+            sd->st.phase = TLS_DATA;
             break;
-        case DATA: {
+        case TLS_DATA: {
             int moved = 0;
             if (client && sd->sent < sd->total) {
                 if (sd->pending == 0) {
-                    size_t n = 1 + tu_rand(&sd->rng) % MAX_CHUNK;
-                    sd->pending =
-                        n < sd->total - sd->sent ? n : sd->total - sd->sent;
+                    sd->pending = tls_chunk(&sd->rng, sd->total - sd->sent);
                     tu_pattern(sd->buf, sd->pending, sd->sent, 1);
                 }
                 ssize_t w = gnutls_record_send(sd->s, sd->buf, sd->pending);
@@ -330,41 +299,41 @@ static void step(struct side *sd, int client)
                 }
             }
             if (client || sd->have == 0) {
-                unsigned char in[MAX_CHUNK];
-                ssize_t r =
-                    gnutls_record_recv(sd->s, client ? in : sd->buf, MAX_CHUNK);
+                unsigned char in[TLS_MAX_CHUNK];
+                ssize_t r = gnutls_record_recv(sd->s, client ? in : sd->buf,
+                                               TLS_MAX_CHUNK);
                 if (r > 0 && client) {
                     assert_int_equal(
-                        -1, tu_check_pattern(in, (size_t)r, sd->recvd, 1));
-                    sd->recvd += (size_t)r;
+                        -1, tu_check_pattern(in, (size_t)r, sd->st.recvd, 1));
+                    sd->st.recvd += (size_t)r;
                     moved = 1;
                 } else if (r > 0) {
                     sd->have = (size_t)r;
-                    sd->recvd += (size_t)r;
+                    sd->st.recvd += (size_t)r;
                     moved = 1;
                 } else if (r == 0) {
                     /* The client's close_notify: the server answers. */
                     assert_false(client);
-                    sd->phase = BYE;
+                    sd->st.phase = TLS_BYE;
                     moved = 1;
                 } else if (!again(sd, (int)r)) {
                     return;
                 }
             }
-            if (client && sd->recvd == sd->total)
-                sd->phase = BYE;
-            if (!moved && sd->phase == DATA)
+            if (client && sd->st.recvd == sd->total)
+                sd->st.phase = TLS_BYE;
+            if (!moved && sd->st.phase == TLS_DATA)
                 return; /* both directions blocked; the last one armed */
             atomic_fetch_add(&tu_progress, 1);
             break;
         }
-        case BYE:
+        case TLS_BYE:
             rc = gnutls_bye(sd->s, client ? GNUTLS_SHUT_RDWR : GNUTLS_SHUT_WR);
             if (rc < 0) {
                 again(sd, rc);
                 return;
             }
-            sd->phase = DONE;
+            sd->st.phase = TLS_DONE;
             return;
         default:
             return;
@@ -372,7 +341,7 @@ static void step(struct side *sd, int client)
     }
 }
 
-/* Runs both sides until neither can run; fails if one is not done. */
+/* Runs both sides until neither can run (done, failed or stalled). */
 static void run_stepped(struct link *l)
 {
     for (;;) {
@@ -390,35 +359,31 @@ static void run_stepped(struct link *l)
     }
 }
 
-static double echo_stepped(size_t cap)
+static void echo_stepped(size_t cap, size_t total, int variant,
+                         struct tls_outcome *out)
 {
+    (void)variant;
     struct link l;
     link_open(&l, cap, 0);
-    l.c.total = echo_bytes(cap);
+    l.c.total = total;
     l.c.rng = 42;
-    double t0 = tu_now();
+    double t0 = tls_thread_cpu();
     run_stepped(&l);
-    double dt = tu_now() - t0;
-    if (l.c.phase != DONE || l.s.phase != DONE)
-        fail_msg("%s: stalled or failed: client phase %d (%s), server phase "
-                 "%d (%s), %zu/%zu bytes echoed",
-                 kind(&l), l.c.phase, gnutls_strerror(l.c.err), l.s.phase,
-                 gnutls_strerror(l.s.err), l.c.recvd, l.c.total);
-    assert_int_equal(l.c.total, l.s.recvd);
-    double mbs = 2.0 * (double)l.c.total / dt / 1e6;
-    printf("# gnutls one thread, %s: %zu bytes each way, %.1f MB/s\n", kind(&l),
-           l.c.total, mbs);
+    outcome(&l, out);
+    out->mbs =
+        tls_report("gnutls", "one thread", cap, total, tls_thread_cpu() - t0);
     link_close(&l);
-    return mbs;
 }
+
+/* Every byte echoed both ways, bye both ways, over TLS 1.3. */
+static const struct tls_outcome clean_echo = {0,         0,         "TLS1.3",
+                                              TLS_TOTAL, TLS_TOTAL, 0};
 
 static void test_tls13_echo_bye_one_thread_wakers(void **state)
 {
     (void)state;
     tu_watchdog_start("gnutls one-thread echo");
-    echo_stepped(SOCKETPAIR);
-    for (size_t i = 0; i < NCAPS; i++)
-        echo_stepped(caps[i]);
+    tls_against_socketpair(echo_stepped, 0, &clean_echo);
     tu_watchdog_end();
 }
 
@@ -426,84 +391,109 @@ static void test_tls13_echo_bye_one_thread_wakers(void **state)
 /* One thread per side, blocking                                             */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * A blocking handshake as applications write it: again on a non-fatal
+ * error (GnuTLS says GNUTLS_E_AGAIN once where a record is cut short by end
+ * of file, over a socket too).
+ */
+static int handshake_blocking(gnutls_session_t s)
+{
+    int rc, n = 0;
+    do
+        rc = gnutls_handshake(s);
+    while (rc < 0 && !gnutls_error_is_fatal(rc) && ++n < TRIES);
+    return rc;
+}
+
+/* Echoes until the client's close_notify, answers it. */
 static void *blocking_server(void *arg)
 {
     struct side *sd = arg;
-    int rc;
-    do
-        rc = gnutls_handshake(sd->s);
-    while (rc < 0 && !gnutls_error_is_fatal(rc));
+    int rc = handshake_blocking(sd->s);
     if (rc < 0)
-        return (void *)gnutls_strerror(rc);
+        goto out;
+    sd->st.shook = 1;
     for (;;) {
-        ssize_t r = gnutls_record_recv(sd->s, sd->buf, MAX_CHUNK);
-        if (r == 0)
-            break; /* close_notify */
-        if (r < 0)
-            return (void *)gnutls_strerror((int)r);
-        sd->recvd += (size_t)r;
-        if (gnutls_record_send(sd->s, sd->buf, (size_t)r) != r)
-            return (void *)"gnutls_record_send failed";
+        ssize_t r = gnutls_record_recv(sd->s, sd->buf, TLS_MAX_CHUNK);
+        if (r <= 0) {
+            rc = (int)r; /* 0: close_notify */
+            break;
+        }
+        sd->st.recvd += (size_t)r;
+        ssize_t w = gnutls_record_send(sd->s, sd->buf, (size_t)r);
+        if (w != r) {
+            rc = w < 0 ? (int)w : GNUTLS_E_INTERNAL_ERROR;
+            break;
+        }
         atomic_fetch_add(&tu_progress, 1);
     }
-    if ((rc = gnutls_bye(sd->s, GNUTLS_SHUT_WR)) < 0)
-        return (void *)gnutls_strerror(rc);
+    if (rc == 0)
+        rc = gnutls_bye(sd->s, GNUTLS_SHUT_WR);
+out:
+    tls_finish(&sd->st, rc);
     return NULL;
 }
 
-static double echo_threads(size_t cap)
+/* Sends total bytes in chunks, reading each back, then bye both ways. */
+static void blocking_client(struct side *sd, size_t total)
 {
-    struct link l;
-    link_open(&l, cap, 1);
-    size_t total = echo_bytes(cap);
-    pthread_t th;
-    double t0 = tu_now();
-    assert_int_equal(0, pthread_create(&th, NULL, blocking_server, &l.s));
-    GT(gnutls_handshake(l.c.s));
-    check_session(&l.c);
-    unsigned char *in = malloc(MAX_CHUNK);
-    assert_non_null(in);
-    uint64_t rng = 7;
+    unsigned char in[TLS_MAX_CHUNK];
+    int rc = handshake_blocking(sd->s);
+    if (rc < 0)
+        goto out;
+    sd->st.shook = 1;
     for (size_t done = 0; done < total;) {
-        size_t n = 1 + tu_rand(&rng) % MAX_CHUNK;
-        if (n > total - done)
-            n = total - done;
-        tu_pattern(l.c.buf, n, done, 2);
-        assert_int_equal(n, gnutls_record_send(l.c.s, l.c.buf, n));
+        size_t n = tls_chunk(&sd->rng, total - done);
+        tu_pattern(sd->buf, n, done, 2);
+        ssize_t w = gnutls_record_send(sd->s, sd->buf, n);
+        if (w < 0) {
+            rc = (int)w;
+            goto out;
+        }
+        assert_int_equal(n, w);
         for (size_t got = 0; got < n;) {
-            ssize_t r = gnutls_record_recv(l.c.s, in, n - got);
-            if (r <= 0)
-                fail_msg("%s: recv %zd (%s)", kind(&l), r,
-                         gnutls_strerror((int)r));
+            ssize_t r = gnutls_record_recv(sd->s, in, n - got);
+            if (r <= 0) {
+                rc = r < 0 ? (int)r : GNUTLS_E_PREMATURE_TERMINATION;
+                goto out;
+            }
             assert_int_equal(-1,
                              tu_check_pattern(in, (size_t)r, done + got, 2));
             got += (size_t)r;
+            sd->st.recvd += (size_t)r;
         }
         done += n;
     }
-    /* bye both ways: ours, then the server's answer. */
-    GT(gnutls_bye(l.c.s, GNUTLS_SHUT_RDWR));
+    rc = gnutls_bye(sd->s, GNUTLS_SHUT_RDWR); /* ours, then the answer */
+out:
+    tls_finish(&sd->st, rc);
+}
+
+static void echo_threads(size_t cap, size_t total, int variant,
+                         struct tls_outcome *out)
+{
+    (void)variant;
+    struct link l;
+    pthread_t th;
+    link_open(&l, cap, 1);
+    l.c.rng = 7;
+    double t0 = tu_now();
+    assert_int_equal(0, pthread_create(&th, NULL, blocking_server, &l.s));
+    blocking_client(&l.c, total);
     double dt = tu_now() - t0;
-    void *err = NULL;
-    pthread_join(th, &err);
-    if (err != NULL)
-        fail_msg("%s: server thread: %s", kind(&l), (const char *)err);
-    assert_int_equal(total, l.s.recvd);
-    free(in);
-    double mbs = 2.0 * (double)total / dt / 1e6;
-    printf("# gnutls two threads, %s: %zu bytes each way, %.1f MB/s\n",
-           kind(&l), total, mbs);
+    if (l.c.st.phase == TLS_FAILED)
+        cut(&l.c); /* so that the server cannot wait for ever */
+    pthread_join(th, NULL);
+    outcome(&l, out);
+    out->mbs = tls_report("gnutls", "two threads", cap, total, dt);
     link_close(&l);
-    return mbs;
 }
 
 static void test_tls13_echo_bye_two_threads_blocking(void **state)
 {
     (void)state;
     tu_watchdog_start("gnutls two-thread echo");
-    echo_threads(SOCKETPAIR);
-    for (size_t i = 0; i < NCAPS; i++)
-        echo_threads(caps[i]);
+    tls_against_socketpair(echo_threads, 0, &clean_echo);
     tu_watchdog_end();
 }
 
@@ -511,108 +501,90 @@ static void test_tls13_echo_bye_two_threads_blocking(void **state)
 /* A peer that vanishes mid-handshake                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Takes every byte the peer sent so far, so that closing discards none (a
- * socket that closes with bytes unread resets the peer instead: ECONNRESET,
- * which mempipe does not model). */
-static void drain(struct side *sd)
+/*
+ * The client sends its ClientHello (a real server reads it as it comes, a
+ * raw one takes it), then the server (raw) or the client vanishes: the
+ * other side's next handshake call fails.
+ */
+static void gone_stepped(size_t cap, size_t total, int server_goes,
+                         struct tls_outcome *out)
 {
-    char buf[4096];
-    if (sd->end != NULL)
-        while (mempipe_poll_read(sd->end, buf, sizeof buf, NULL) > 0)
-            ;
-    else
-        while (read(sd->fd, buf, sizeof buf) > 0)
-            ;
-}
-
-/* The server goes away after the ClientHello: the client fails, at once. */
-static int server_gone(size_t cap)
-{
+    (void)total;
     struct link l;
+    int rc, n = 0;
     link_open(&l, cap, 0);
-    assert_int_equal(GNUTLS_E_AGAIN, gnutls_handshake(l.c.s));
-    drain(&l.s);
-    side_close(&l.s);
-    int rc = gnutls_handshake(l.c.s);
-    if (rc == GNUTLS_E_AGAIN)
-        rc = gnutls_handshake(l.c.s); /* first arm, mempipe or not */
-    assert_true(gnutls_error_is_fatal(rc));
-    link_close(&l);
-    return rc;
-}
-
-/* The client goes away after its ClientHello: the server's reply fails. */
-static int client_gone(size_t cap)
-{
-    struct link l;
-    link_open(&l, cap, 0);
-    int rc = gnutls_handshake(l.c.s);
+    struct side *gone = server_goes ? &l.s : &l.c,
+                *left = server_goes ? &l.c : &l.s;
+    while ((rc = gnutls_handshake(l.c.s)) == GNUTLS_E_AGAIN &&
+           gnutls_record_get_direction(l.c.s) == 1 && ++n < TRIES)
+        if (server_goes)
+            tls_drain(l.s.end, l.s.fd);
+        else
+            assert_int_equal(GNUTLS_E_AGAIN, gnutls_handshake(l.s.s));
     assert_int_equal(GNUTLS_E_AGAIN, rc);
-    side_close(&l.c);
+    if (server_goes)
+        tls_drain(l.s.end, l.s.fd);
+    vanish(gone);
     do
-        rc = gnutls_handshake(l.s.s);
-    while (rc == GNUTLS_E_AGAIN);
-    assert_true(gnutls_error_is_fatal(rc));
+        rc = gnutls_handshake(left->s);
+    while (rc == GNUTLS_E_AGAIN && ++n < TRIES);
+    tls_finish(&left->st, rc);
+    outcome(&l, out);
     link_close(&l);
-    return rc;
 }
 
-static void test_tls_peer_gone_mid_handshake_same_error_as_socketpair(void **s)
+static void test_tls_peer_gone_mid_handshake_one_thread(void **state)
 {
-    (void)s;
-    int ref_s = server_gone(SOCKETPAIR), ref_c = client_gone(SOCKETPAIR);
-    assert_int_equal(GNUTLS_E_PREMATURE_TERMINATION, ref_s);
-    assert_int_equal(GNUTLS_E_PUSH_ERROR, ref_c);
-    for (size_t i = 0; i < NCAPS; i++) {
-        if (caps[i] < 4096)
-            continue; /* a ClientHello must fit to be sent in one call */
-        assert_int_equal(ref_s, server_gone(caps[i]));
-        assert_int_equal(ref_c, client_gone(caps[i]));
-    }
+    (void)state;
+    const struct tls_outcome
+        no_server = {GNUTLS_E_PREMATURE_TERMINATION, 0, NULL, 0, 0, 0},
+        no_client = {0, GNUTLS_E_PUSH_ERROR, NULL, 0, 0, 0};
+    tls_against_socketpair(gone_stepped, 1, &no_server);
+    tls_against_socketpair(gone_stepped, 0, &no_client);
 }
 
-/* Blocking: a client parked in the handshake is woken by the close. */
+/* Blocking: a side parked in its handshake on its own thread. */
 static void *blocking_handshake(void *arg)
 {
     struct side *sd = arg;
-    int rc = gnutls_handshake(sd->s);
-    return (void *)(intptr_t)rc;
+    tls_finish(&sd->st, handshake_blocking(sd->s));
+    return NULL;
 }
 
-static int server_gone_blocking(size_t cap)
+/*
+ * One side's handshake blocks on its thread while the other, raw, reads the
+ * ClientHello (a server) or sends the start of one (a client), then
+ * vanishes: the blocked side wakes with an error.
+ */
+static void gone_blocking(size_t cap, size_t total, int server_goes,
+                          struct tls_outcome *out)
 {
+    (void)total;
     struct link l;
-    link_open(&l, cap, 1);
     pthread_t th;
-    assert_int_equal(0, pthread_create(&th, NULL, blocking_handshake, &l.c));
-    char buf[64];
-    if (l.s.end != NULL)
-        assert_true(mempipe_read(l.s.end, buf, sizeof buf) > 0);
+    link_open(&l, cap, 1);
+    struct side *gone = server_goes ? &l.s : &l.c;
+    assert_int_equal(0, pthread_create(&th, NULL, blocking_handshake,
+                                       server_goes ? &l.c : &l.s));
+    if (server_goes)
+        tls_read_record(gone->end, gone->fd);
     else
-        assert_true(read(l.s.fd, buf, sizeof buf) > 0);
-    /* Let the client finish sending, then take it all and vanish. */
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    if (l.s.fd >= 0)
-        fcntl(l.s.fd, F_SETFL, O_NONBLOCK);
-    drain(&l.s);
-    side_close(&l.s);
-    void *ret;
-    pthread_join(th, &ret);
-    int rc = (int)(intptr_t)ret;
-    assert_true(gnutls_error_is_fatal(rc));
+        tls_send_cut_hello(gone->end, gone->fd);
+    vanish(gone);
+    pthread_join(th, NULL);
+    outcome(&l, out);
     link_close(&l);
-    return rc;
 }
 
-static void test_tls_server_gone_mid_handshake_blocking_client_wakes(void **s)
+static void test_tls_peer_gone_mid_handshake_blocking_side_wakes(void **s)
 {
     (void)s;
+    const struct tls_outcome
+        no_server = {GNUTLS_E_PREMATURE_TERMINATION, 0, NULL, 0, 0, 0},
+        no_client = {0, GNUTLS_E_UNEXPECTED_PACKET_LENGTH, NULL, 0, 0, 0};
     tu_watchdog_start("gnutls blocking peer gone");
-    int ref = server_gone_blocking(SOCKETPAIR);
-    for (size_t i = 0; i < NCAPS; i++)
-        if (caps[i] >= 4096)
-            assert_int_equal(ref, server_gone_blocking(caps[i]));
+    tls_against_socketpair(gone_blocking, 1, &no_server);
+    tls_against_socketpair(gone_blocking, 0, &no_client);
     tu_watchdog_end();
 }
 
@@ -652,47 +624,105 @@ static void test_set_transport_and_arm_argument_errors(void **state)
     mempipe_close(b);
 }
 
+/* Both sides' handshakes, stepped on one thread (non-blocking). */
+static void handshake_stepped(struct link *l)
+{
+    for (int i = 0; i < TRIES && (!l->c.st.shook || !l->s.st.shook); i++) {
+        if (!l->c.st.shook && gnutls_handshake(l->c.s) == 0)
+            l->c.st.shook = 1;
+        if (!l->s.st.shook && gnutls_handshake(l->s.s) == 0)
+            l->s.st.shook = 1;
+    }
+    assert_true(l->c.st.shook && l->s.st.shook);
+}
+
+/* A non-blocking side's transport (mempipe or fd) starts to block. */
+static void make_blocking(struct side *sd)
+{
+    if (sd->end != NULL) {
+        assert_rc(0, mempipe_gnutls_set_transport(sd->s, sd->end,
+                                                  MEMPIPE_GNUTLS_BLOCKING));
+    } else {
+        int fl = fcntl(sd->fd, F_GETFL);
+        assert_int_equal(0, fcntl(sd->fd, F_SETFL, fl & ~O_NONBLOCK));
+    }
+}
+
+/* The client sends "hi" 20 ms from now, on its own thread. */
+static void *send_hi_later(void *arg)
+{
+    struct side *sd = arg;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    tls_finish(&sd->st, (int)gnutls_record_send(sd->s, "hi", 2) == 2 ? 0 : -1);
+    return NULL;
+}
+
+/*
+ * The record timeout of a blocking session (the pull-timeout function): 50
+ * ms pass with nothing to read, GNUTLS_E_TIMEDOUT; bytes that come within
+ * the timeout are returned. The same over the socketpair. Non-blocking,
+ * over mempipe, it never waits (gnutls.h: one thread waiting for its own
+ * peer would only stall).
+ */
+static void record_timeouts(size_t cap, size_t total, int variant,
+                            struct tls_outcome *out)
+{
+    (void)variant;
+    (void)total;
+    struct link l;
+    char buf[16];
+    link_open(&l, cap, 0);
+    handshake_stepped(&l);
+    if (cap != TLS_SOCKETPAIR) {
+        gnutls_record_set_timeout(l.s.s, 200);
+        double t0 = tu_now();
+        ssize_t r;
+        int n = 0;
+        do
+            r = gnutls_record_recv(l.s.s, buf, sizeof buf);
+        while (r == GNUTLS_E_AGAIN && ++n < 3 &&
+               mempipe_gnutls_arm(l.s.s, &l.s.waker) == 1);
+        assert_int_equal(GNUTLS_E_AGAIN, r);
+        assert_true(tu_now() - t0 < 0.1);
+    }
+    make_blocking(&l.s);
+    make_blocking(&l.c);
+    gnutls_record_set_timeout(l.s.s, 50);
+    double t0 = tu_now();
+    ssize_t r = gnutls_record_recv(l.s.s, buf, sizeof buf);
+    double dt = tu_now() - t0;
+    if (r != GNUTLS_E_TIMEDOUT || dt < 0.045 || dt > 5)
+        fail_msg("%s: %zd after %.3f s, want GNUTLS_E_TIMEDOUT after 0.05 s",
+                 tls_kind(cap), r, dt);
+    pthread_t th;
+    gnutls_record_set_timeout(l.s.s, 10000);
+    assert_int_equal(0, pthread_create(&th, NULL, send_hi_later, &l.c));
+    r = gnutls_record_recv(l.s.s, buf, sizeof buf);
+    pthread_join(th, NULL);
+    if (r != 2 || memcmp(buf, "hi", 2) != 0)
+        fail_msg("%s: %zd (%s), want \"hi\"", tls_kind(cap), r,
+                 r < 0 ? gnutls_strerror_name((int)r) : "bytes");
+    l.s.st.recvd = 2;
+    tls_finish(&l.s.st, 0);
+    outcome(&l, out);
+    link_close(&l);
+}
+
 static void test_pull_timeout_blocking_waits_nonblocking_never(void **state)
 {
     (void)state;
-    struct link l;
-    link_open(&l, 4096, 0);
-    /* Handshake only (the client has nothing to send). */
-    for (int i = 0; i < 100 && (l.c.phase != DATA || l.s.phase != DATA); i++) {
-        int rc;
-        if (l.c.phase == HANDSHAKE && (rc = gnutls_handshake(l.c.s)) == 0)
-            l.c.phase = DATA;
-        if (l.s.phase == HANDSHAKE && (rc = gnutls_handshake(l.s.s)) == 0)
-            l.s.phase = DATA;
-    }
-    assert_int_equal(DATA, l.c.phase);
-    assert_int_equal(DATA, l.s.phase);
-    char buf[16];
-    /* Non-blocking, 200 ms record timeout: would-block at once. */
-    gnutls_record_set_timeout(l.s.s, 200);
-    double t0 = tu_now();
-    ssize_t r;
-    do
-        r = gnutls_record_recv(l.s.s, buf, sizeof buf);
-    while (r == GNUTLS_E_AGAIN && tu_now() - t0 < 0.1 &&
-           mempipe_gnutls_arm(l.s.s, &l.s.waker) == 1);
-    assert_int_equal(GNUTLS_E_AGAIN, r);
-    assert_true(tu_now() - t0 < 0.1);
-    /* Blocking, 50 ms: GNUTLS_E_TIMEDOUT after about 50 ms. */
-    assert_rc(0, mempipe_gnutls_set_transport(l.s.s, l.s.end,
-                                              MEMPIPE_GNUTLS_BLOCKING));
-    gnutls_record_set_timeout(l.s.s, 50);
-    t0 = tu_now();
-    r = gnutls_record_recv(l.s.s, buf, sizeof buf);
-    double dt = tu_now() - t0;
-    assert_int_equal(GNUTLS_E_TIMEDOUT, r);
-    assert_true(dt >= 0.045 && dt < 5);
-    /* Data within the timeout is returned. */
-    assert_int_equal(2, gnutls_record_send(l.c.s, "hi", 2));
-    r = gnutls_record_recv(l.s.s, buf, sizeof buf);
-    assert_int_equal(2, r);
-    assert_memory_equal(buf, "hi", 2);
-    link_close(&l);
+    const struct tls_outcome want = {0, 0, "TLS1.3", 0, 2, 0};
+    tls_against_socketpair(record_timeouts, 0, &want);
+}
+
+static void test_throughput_vs_socketpair(void **state)
+{
+    (void)state;
+    tu_watchdog_start("gnutls throughput");
+    tls_bench("gnutls", "one thread, CPU time", echo_stepped, &clean_echo);
+    tls_bench("gnutls", "two threads, wall time", echo_threads, &clean_echo);
+    tu_watchdog_end();
 }
 
 int main(void)
@@ -703,10 +733,13 @@ int main(void)
         cmocka_unit_test(test_pull_timeout_blocking_waits_nonblocking_never),
         cmocka_unit_test(test_tls13_echo_bye_one_thread_wakers),
         cmocka_unit_test(test_tls13_echo_bye_two_threads_blocking),
-        cmocka_unit_test(
-            test_tls_peer_gone_mid_handshake_same_error_as_socketpair),
-        cmocka_unit_test(
-            test_tls_server_gone_mid_handshake_blocking_client_wakes),
+        cmocka_unit_test(test_tls_peer_gone_mid_handshake_one_thread),
+        cmocka_unit_test(test_tls_peer_gone_mid_handshake_blocking_side_wakes),
     };
+    const struct CMUnitTest bench[] = {
+        cmocka_unit_test(test_throughput_vs_socketpair),
+    };
+    if (tls_bench_runs() > 0)
+        return cmocka_run_group_tests(bench, group_setup, group_teardown);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -20,12 +20,24 @@ static const struct {
     const char *call;
     bool allocs, frees;
 } listed[] = {
-    {"mempipe_duplex", true, false},     {"mempipe_simplex", true, false},
-    {"mempipe_loopback", true, false},   {"mempipe_poll_write", true, true},
-    {"mempipe_poll_writev", true, true}, {"mempipe_write", true, true},
-    {"mempipe_readable_fd", true, true}, {"mempipe_writable_fd", true, true},
-    {"mempipe_poll_read", false, true},  {"mempipe_read", false, true},
+    {"mempipe_duplex", true, false},
+    {"mempipe_simplex", true, false},
+    {"mempipe_loopback", true, false},
+    {"mempipe_poll_write", true, true},
+    {"mempipe_poll_writev", true, true},
+    {"mempipe_write", true, true},
+    {"mempipe_readable_fd", true, true},
+    {"mempipe_writable_fd", true, true},
+    {"mempipe_poll_read", false, true},
+    {"mempipe_read", false, true},
     {"mempipe_close", false, true},
+    {"mempipe_writev", true, true},
+    {"mempipe_write_timeout", true, true},
+    {"mempipe_fd", true, true},
+    {"mempipe_poll_readv", false, true},
+    {"mempipe_readv", false, true},
+    {"mempipe_read_full", false, true},
+    {"mempipe_read_timeout", false, true},
 };
 #define NLISTED (sizeof listed / sizeof listed[0])
 
@@ -129,21 +141,49 @@ static void *burst_writer(void *arg)
     T_RC(70100, n);
     TAGGED("mempipe_write", n = mempipe_write(w, src, 200000));
     T_RC(200000, n);
+    struct iovec wv[2] = {{src, 50000}, {src + 50000, 50000}};
+    TAGGED("mempipe_writev", n = mempipe_writev(w, wv, 2));
+    T_RC(100000, n);
+    TAGGED("mempipe_write_timeout",
+           n = mempipe_write_timeout(w, src, 100000, 1000));
+    T_RC(100000, n);
     int rc;
     TAGGED("mempipe_shutdown", rc = mempipe_shutdown(w));
     T_RC(0, rc);
     return NULL;
 }
 
-/* Half with poll reads, the rest with blocking reads, until EOF. */
+/* A part with each kind of read, the rest with blocking reads, to EOF. */
 static void *burst_reader(void *arg)
 {
     mempipe *r = arg;
     size_t got = 0;
     ssize_t n;
-    while (got < BURST / 2) {
+    while (got < BURST / 4) {
         TAGGED("mempipe_poll_read", n = mempipe_poll_read(r, dst, CHUNK, NULL));
         T_CHECK(n > 0, "poll read: %zd (%s)", n, mempipe_strerror((int)n));
+        got += (size_t)n;
+    }
+    struct iovec rv[2] = {{dst, 1000}, {dst + 1000, CHUNK}};
+    while (got < BURST / 2) {
+        TAGGED("mempipe_poll_readv", n = mempipe_poll_readv(r, rv, 2, NULL));
+        T_CHECK(n > 0, "poll readv: %zd (%s)", n, mempipe_strerror((int)n));
+        got += (size_t)n;
+    }
+    while (got < 3 * (BURST / 4)) {
+        TAGGED("mempipe_readv", n = mempipe_readv(r, rv, 2));
+        T_CHECK(n > 0, "readv: %zd (%s)", n, mempipe_strerror((int)n));
+        got += (size_t)n;
+    }
+    while (got < BURST) {
+        TAGGED("mempipe_read_full", n = mempipe_read_full(r, dst, CHUNK));
+        T_RC(CHUNK, n);
+        got += (size_t)n;
+    }
+    while (got < BURST + 200000) {
+        TAGGED("mempipe_read_timeout",
+               n = mempipe_read_timeout(r, dst, CHUNK, 1000));
+        T_CHECK(n > 0, "read_timeout: %zd (%s)", n, mempipe_strerror((int)n));
         got += (size_t)n;
     }
     for (;;) {
@@ -153,7 +193,7 @@ static void *burst_reader(void *arg)
             break;
         got += (size_t)n;
     }
-    T_RC(BURST + 70100 + 200000, got);
+    T_RC(BURST + 70100 + 200000 + 200000, got);
     return NULL;
 }
 
@@ -199,6 +239,13 @@ static void *unlisted(void *arg)
     TAGGED("mempipe_poll_flush", (void)mempipe_poll_flush(e[0], &w));
     TAGGED("mempipe_poll_shutdown", (void)mempipe_poll_shutdown(e[1], &w));
     TAGGED("mempipe_shutdown", (void)mempipe_shutdown(e[0]));
+    TAGGED("mempipe_poll_readable", (void)mempipe_poll_readable(e[0], &w));
+    TAGGED("mempipe_poll_writable", (void)mempipe_poll_writable(e[1], &w));
+    TAGGED("mempipe_wait_readable", (void)mempipe_wait_readable(e[0], 0));
+    TAGGED("mempipe_wait_writable", (void)mempipe_wait_writable(e[1], 0));
+    TAGGED("mempipe_unread", (void)mempipe_unread(e[1]));
+    TAGGED("mempipe_drain", (void)mempipe_drain(e[1], 0));
+    TAGGED("mempipe_shutdown_read", (void)mempipe_shutdown_read(e[0]));
     return NULL;
 }
 
@@ -238,6 +285,12 @@ static void test_hook_called_only_inside_the_listed_calls(void **state)
     expect_called("mempipe_write", true);
     expect_called("mempipe_poll_read", false);
     expect_called("mempipe_read", false);
+    expect_called("mempipe_writev", true);
+    expect_called("mempipe_write_timeout", true);
+    expect_called("mempipe_poll_readv", false);
+    expect_called("mempipe_readv", false);
+    expect_called("mempipe_read_full", false);
+    expect_called("mempipe_read_timeout", false);
 
     /* The fd calls allocate their bookkeeping. */
     TAGGED("mempipe_readable_fd", rc = mempipe_readable_fd(a));
@@ -245,6 +298,9 @@ static void test_hook_called_only_inside_the_listed_calls(void **state)
     TAGGED("mempipe_writable_fd", rc = mempipe_writable_fd(b));
     assert_true(rc >= 0);
     expect_called("mempipe_readable_fd", true);
+    TAGGED("mempipe_fd", rc = mempipe_fd(a));
+    assert_true(rc >= 0);
+    expect_called("mempipe_fd", true);
 
     /* Writer and reader at once, through 64 KiB, each on its thread. */
     TAGGED("mempipe_simplex", rc = mempipe_simplex(1 << 16, &r, &w));

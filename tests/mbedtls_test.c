@@ -1,25 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The mbedTLS callbacks (include/mempipe/mbedtls.h): TLS 1.2 over one
- * duplex at capacities 1, 7, 4096, 65536 and SIZE_MAX, and the same over a
- * socketpair(2) with mbedTLS's own net_sockets callbacks as the reference: a
- * verified handshake (ECDSA P-256 key and self-signed certificate made
- * here), an echo each way, close_notify both ways, a peer that vanishes
- * mid-handshake. One thread stepping both sides (a side runs only when its
- * end's fd is ready, so a missed readiness change stalls and fails) and one
- * blocking thread per side; the receive timeout in both modes.
+ * duplex at capacities 1, 7, 4096, 65536 and SIZE_MAX, each scenario run
+ * the same way over a socketpair(2) with mbedTLS's own net_sockets
+ * callbacks, whose application-visible outcome the duplex must match
+ * (tlsutil.h): a verified handshake (ECDSA P-256 key and self-signed
+ * certificate made here), an echo each way (8 MiB; less at capacities 1
+ * and 7, tlsutil.h says how much), close_notify both ways, either peer
+ * vanishing mid-handshake, and the read timeout in both modes. Each on one
+ * thread stepping both sides (a side runs only when its end's fd is ready,
+ * so a missed readiness change stalls and fails) and with one blocking
+ * thread per side.
+ *
+ * MEMPIPE_TLS_BENCH=N runs the throughput mode (tlsutil.h) instead.
  */
-#include "testutil.h"
+#include "tlsutil.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <mbedtls/ctr_drbg.h>
@@ -33,30 +36,10 @@
 
 #include "mempipe/mbedtls.h"
 
-#define MAX_CHUNK 16384u
+#define TRIES 100000 /* calls that may say "want" before a test fails */
 
-/* As tests/gnutls_test.c: 8 MiB each way (MEMPIPE_TLS_BYTES), 1 MiB under
- * the sanitizers, 64 KiB per byte of capacity at most. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define DEFAULT_BYTES (1u << 20)
-#else
-#define DEFAULT_BYTES (8u << 20)
-#endif
-
-static size_t echo_bytes(size_t cap)
-{
-    size_t total = DEFAULT_BYTES;
-    const char *env = getenv("MEMPIPE_TLS_BYTES");
-    if (env != NULL)
-        total = strtoull(env, NULL, 0);
-    if (cap != 0 && cap < 64 && cap * 65536 < total)
-        total = cap * 65536;
-    return total;
-}
-
-static const size_t caps[] = {1, 7, 4096, 65536, SIZE_MAX};
-#define NCAPS (sizeof caps / sizeof caps[0])
-
+/* ------------------------------------------------------------------------ */
+/* Key and certificate                                                       */
 /* ------------------------------------------------------------------------ */
 
 static mbedtls_entropy_context g_entropy;
@@ -74,10 +57,19 @@ static int rng(void *ctx, unsigned char *out, size_t len)
     return rc;
 }
 
+static const char *errname(int code)
+{
+    const char *s = mbedtls_high_level_strerr(code);
+    if (s == NULL)
+        s = mbedtls_low_level_strerr(code);
+    return s != NULL ? s : "unknown";
+}
+
 static int group_setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN);
+    tls_errname = errname;
     mbedtls_entropy_init(&g_entropy);
     mbedtls_ctr_drbg_init(&g_drbg);
     mbedtls_pk_init(&g_key);
@@ -128,24 +120,42 @@ static int group_teardown(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-
-#define SOCKETPAIR 0
+/* A link: a mempipe duplex through the callbacks, or a socketpair           */
+/* ------------------------------------------------------------------------ */
 
 struct side {
     mbedtls_ssl_config conf;
     mbedtls_ssl_context ssl;
-    mempipe *end;
-    mbedtls_net_context net; /* the socketpair reference's fd */
-    int phase, err, want;    /* want: POLLIN or POLLOUT, after WANT_* */
-    size_t total, sent, recvd, pending, have;
+    mempipe *end;            /* NULL over a socketpair (or once closed) */
+    mbedtls_net_context net; /* the socketpair's fd */
+    struct tls_state st;
+    int want; /* POLLIN or POLLOUT, after WANT_* */
+    size_t total, sent, pending, have;
     uint64_t rng;
-    unsigned char buf[MAX_CHUNK];
+    unsigned char buf[TLS_MAX_CHUNK];
 };
 
 struct link {
     size_t cap;
     struct side c, s;
 };
+
+/* The callbacks of a side: the adapter's or mbedTLS's own. */
+static void set_bio(struct side *sd, int blocking)
+{
+    if (sd->end != NULL && blocking)
+        mbedtls_ssl_set_bio(&sd->ssl, sd->end, mempipe_mbedtls_send_blocking,
+                            NULL, mempipe_mbedtls_recv_timeout);
+    else if (sd->end != NULL)
+        mbedtls_ssl_set_bio(&sd->ssl, sd->end, mempipe_mbedtls_send,
+                            mempipe_mbedtls_recv, NULL);
+    else if (blocking)
+        mbedtls_ssl_set_bio(&sd->ssl, &sd->net, mbedtls_net_send, NULL,
+                            mbedtls_net_recv_timeout);
+    else
+        mbedtls_ssl_set_bio(&sd->ssl, &sd->net, mbedtls_net_send,
+                            mbedtls_net_recv, NULL);
+}
 
 static void side_open(struct side *sd, int endpoint, int blocking)
 {
@@ -167,38 +177,20 @@ static void side_open(struct side *sd, int endpoint, int blocking)
     assert_int_equal(0, mbedtls_ssl_setup(&sd->ssl, &sd->conf));
     if (endpoint == MBEDTLS_SSL_IS_CLIENT)
         assert_int_equal(0, mbedtls_ssl_set_hostname(&sd->ssl, "localhost"));
-    if (sd->end != NULL && blocking)
-        mbedtls_ssl_set_bio(&sd->ssl, sd->end, mempipe_mbedtls_send_blocking,
-                            NULL, mempipe_mbedtls_recv_timeout);
-    else if (sd->end != NULL)
-        mbedtls_ssl_set_bio(&sd->ssl, sd->end, mempipe_mbedtls_send,
-                            mempipe_mbedtls_recv, NULL);
-    else if (blocking)
-        mbedtls_ssl_set_bio(&sd->ssl, &sd->net, mbedtls_net_send, NULL,
-                            mbedtls_net_recv_timeout);
-    else
-        mbedtls_ssl_set_bio(&sd->ssl, &sd->net, mbedtls_net_send,
-                            mbedtls_net_recv, NULL);
+    set_bio(sd, blocking);
     sd->want = POLLIN | POLLOUT;
 }
 
 static void link_open(struct link *l, size_t cap, int blocking)
 {
+    struct tls_ends e;
     memset(l, 0, sizeof *l);
     l->cap = cap;
-    l->s.net.fd = l->c.net.fd = -1;
-    if (cap != SOCKETPAIR) {
-        assert_rc(0, mempipe_duplex(cap, &l->s.end, &l->c.end));
-    } else {
-        int fd[2];
-        assert_int_equal(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fd));
-        l->s.net.fd = fd[0];
-        l->c.net.fd = fd[1];
-        if (!blocking) {
-            assert_int_equal(0, mbedtls_net_set_nonblock(&l->s.net));
-            assert_int_equal(0, mbedtls_net_set_nonblock(&l->c.net));
-        }
-    }
+    tls_ends_open(&e, cap, !blocking);
+    l->s.end = e.s;
+    l->s.net.fd = e.sfd;
+    l->c.end = e.c;
+    l->c.net.fd = e.cfd;
     side_open(&l->s, MBEDTLS_SSL_IS_SERVER, blocking);
     side_open(&l->c, MBEDTLS_SSL_IS_CLIENT, blocking);
 }
@@ -207,11 +199,21 @@ static void side_close(struct side *sd)
 {
     mbedtls_ssl_free(&sd->ssl);
     mbedtls_ssl_config_free(&sd->conf);
-    mempipe_close(sd->end);
-    sd->end = NULL;
-    if (sd->net.fd >= 0)
-        close(sd->net.fd);
-    sd->net.fd = -1;
+    tls_close_raw(&sd->end, &sd->net.fd);
+}
+
+/* The side's transport goes away; its context stays (and does no more
+ * I/O). */
+static void cut(struct side *sd)
+{
+    tls_close_raw(&sd->end, &sd->net.fd);
+}
+
+/* The raw peer of the vanishing-peer tests goes away (never having run). */
+static void vanish(struct side *sd)
+{
+    side_close(sd);
+    sd->st.phase = TLS_GONE;
 }
 
 static void link_close(struct link *l)
@@ -220,29 +222,28 @@ static void link_close(struct link *l)
     side_close(&l->s);
 }
 
-static const char *kind(const struct link *l)
+static void outcome(const struct link *l, struct tls_outcome *out)
 {
-    static char buf[48];
-    if (l->cap == SOCKETPAIR)
-        return "socketpair";
-    snprintf(buf, sizeof buf, "mempipe cap %zu", l->cap);
-    return buf;
+    tls_outcome_of(&l->c.st, &l->s.st,
+                   l->c.st.shook ? mbedtls_ssl_get_version(&l->c.ssl) : NULL,
+                   out);
 }
 
-static void errstr(int rc, char *buf, size_t len)
+/* A client's handshake is done: it verified the server's certificate. */
+static void handshake_done(struct side *sd, int client)
 {
-    mbedtls_strerror(rc, buf, len);
+    if (client)
+        assert_int_equal(0, mbedtls_ssl_get_verify_result(&sd->ssl));
+    sd->st.shook = 1;
 }
 
 /* ------------------------------------------------------------------------ */
 /* One thread: a side runs only when its fd says it can progress            */
 /* ------------------------------------------------------------------------ */
 
-enum { HANDSHAKE, DATA, BYE, BYE_WAIT, DONE, FAILED };
-
 static int runnable(struct side *sd)
 {
-    if (sd->phase >= DONE)
+    if (sd->st.phase >= TLS_DONE)
         return 0;
     struct pollfd p[2];
     int n = 0;
@@ -267,8 +268,7 @@ static int again(struct side *sd, int rc)
         sd->want |= POLLOUT;
         return 1;
     }
-    sd->err = rc;
-    sd->phase = FAILED;
+    tls_finish(&sd->st, rc);
     return 0;
 }
 
@@ -277,25 +277,21 @@ static void step(struct side *sd, int client)
     int rc;
     sd->want = 0;
     for (;;) {
-        switch (sd->phase) {
-        case HANDSHAKE:
+        switch (sd->st.phase) {
+        case TLS_HANDSHAKE:
             rc = mbedtls_ssl_handshake(&sd->ssl);
             if (rc != 0) {
                 again(sd, rc);
                 return;
             }
-            if (client)
-                assert_int_equal(0, mbedtls_ssl_get_verify_result(&sd->ssl));
-            sd->phase = DATA;
+            handshake_done(sd, client);
+            sd->st.phase = TLS_DATA;
             break;
-        case DATA: {
+        case TLS_DATA: {
             int moved = 0;
             if (client && sd->sent < sd->total) {
-                if (sd->pending == 0) {
-                    size_t n = 1 + tu_rand(&sd->rng) % MAX_CHUNK;
-                    sd->pending =
-                        n < sd->total - sd->sent ? n : sd->total - sd->sent;
-                }
+                if (sd->pending == 0)
+                    sd->pending = tls_chunk(&sd->rng, sd->total - sd->sent);
                 tu_pattern(sd->buf, sd->pending, sd->sent, 1);
                 rc = mbedtls_ssl_write(&sd->ssl, sd->buf, sd->pending);
                 if (rc > 0) {
@@ -317,33 +313,33 @@ static void step(struct side *sd, int client)
                 }
             }
             if (client || sd->have == 0) {
-                unsigned char in[MAX_CHUNK];
+                unsigned char in[TLS_MAX_CHUNK];
                 rc = mbedtls_ssl_read(&sd->ssl, client ? in : sd->buf,
-                                      MAX_CHUNK);
+                                      TLS_MAX_CHUNK);
                 if (rc > 0 && client) {
                     assert_int_equal(
-                        -1, tu_check_pattern(in, (size_t)rc, sd->recvd, 1));
-                    sd->recvd += (size_t)rc;
+                        -1, tu_check_pattern(in, (size_t)rc, sd->st.recvd, 1));
+                    sd->st.recvd += (size_t)rc;
                     moved = 1;
                 } else if (rc > 0) {
                     sd->have = (size_t)rc;
-                    sd->recvd += (size_t)rc;
+                    sd->st.recvd += (size_t)rc;
                     moved = 1;
                 } else if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY && !client) {
-                    sd->phase = BYE;
+                    sd->st.phase = TLS_BYE;
                     moved = 1;
                 } else if (!again(sd, rc)) {
                     return;
                 }
             }
-            if (client && sd->recvd == sd->total)
-                sd->phase = BYE;
-            if (!moved && sd->phase == DATA)
+            if (client && sd->st.recvd == sd->total)
+                sd->st.phase = TLS_BYE;
+            if (!moved && sd->st.phase == TLS_DATA)
                 return;
             atomic_fetch_add(&tu_progress, 1);
             break;
         }
-        case BYE:
+        case TLS_BYE:
             rc = mbedtls_ssl_close_notify(&sd->ssl);
             if (rc != 0) {
                 again(sd, rc);
@@ -351,15 +347,15 @@ static void step(struct side *sd, int client)
             }
             /* Sent (a retry after WANT_WRITE only flushes; a call after
              * that would send a second alert). */
-            sd->phase = client ? BYE_WAIT : DONE;
+            sd->st.phase = client ? TLS_BYE_WAIT : TLS_DONE;
             break;
-        case BYE_WAIT: /* the client waits for the server's answer */
+        case TLS_BYE_WAIT: /* the client waits for the server's answer */
             rc = mbedtls_ssl_read(&sd->ssl, sd->buf, 1);
             if (rc != MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
                 again(sd, rc);
                 return;
             }
-            sd->phase = DONE;
+            sd->st.phase = TLS_DONE;
             return;
         default:
             return;
@@ -384,36 +380,31 @@ static void run_stepped(struct link *l)
     }
 }
 
-static void echo_stepped(size_t cap)
+static void echo_stepped(size_t cap, size_t total, int variant,
+                         struct tls_outcome *out)
 {
+    (void)variant;
     struct link l;
     link_open(&l, cap, 0);
-    l.c.total = echo_bytes(cap);
+    l.c.total = total;
     l.c.rng = 42;
-    double t0 = tu_now();
+    double t0 = tls_thread_cpu();
     run_stepped(&l);
-    double dt = tu_now() - t0;
-    if (l.c.phase != DONE || l.s.phase != DONE) {
-        char ce[80], se[80];
-        errstr(l.c.err, ce, sizeof ce);
-        errstr(l.s.err, se, sizeof se);
-        fail_msg("%s: stalled or failed: client phase %d (%s), server phase "
-                 "%d (%s), %zu/%zu bytes echoed",
-                 kind(&l), l.c.phase, ce, l.s.phase, se, l.c.recvd, l.c.total);
-    }
-    assert_int_equal(l.c.total, l.s.recvd);
-    printf("# mbedtls one thread, %s: %zu bytes each way, %.1f MB/s\n",
-           kind(&l), l.c.total, 2.0 * (double)l.c.total / dt / 1e6);
+    outcome(&l, out);
+    out->mbs =
+        tls_report("mbedtls", "one thread", cap, total, tls_thread_cpu() - t0);
     link_close(&l);
 }
+
+/* Every byte echoed both ways, close_notify both ways, over TLS 1.2. */
+static const struct tls_outcome clean_echo = {0,         0,         "TLSv1.2",
+                                              TLS_TOTAL, TLS_TOTAL, 0};
 
 static void test_tls12_echo_close_notify_one_thread_fd_driven(void **state)
 {
     (void)state;
     tu_watchdog_start("mbedtls one-thread echo");
-    echo_stepped(SOCKETPAIR);
-    for (size_t i = 0; i < NCAPS; i++)
-        echo_stepped(caps[i]);
+    tls_against_socketpair(echo_stepped, 0, &clean_echo);
     tu_watchdog_end();
 }
 
@@ -433,68 +424,87 @@ static int write_all(mbedtls_ssl_context *ssl, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Echoes until the client's close_notify, answers it. */
 static void *blocking_server(void *arg)
 {
     struct side *sd = arg;
-    if (mbedtls_ssl_handshake(&sd->ssl) != 0)
-        return (void *)"handshake failed";
+    int rc = mbedtls_ssl_handshake(&sd->ssl);
+    if (rc != 0)
+        goto out;
+    handshake_done(sd, 0);
     for (;;) {
-        int r = mbedtls_ssl_read(&sd->ssl, sd->buf, MAX_CHUNK);
-        if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+        rc = mbedtls_ssl_read(&sd->ssl, sd->buf, TLS_MAX_CHUNK);
+        if (rc <= 0) {
+            rc = rc == 0 ? MBEDTLS_ERR_SSL_CONN_EOF : rc;
             break;
-        if (r <= 0)
-            return (void *)"read failed";
-        sd->recvd += (size_t)r;
-        if (write_all(&sd->ssl, sd->buf, (size_t)r) != 0)
-            return (void *)"write failed";
+        }
+        sd->st.recvd += (size_t)rc;
+        if ((rc = write_all(&sd->ssl, sd->buf, (size_t)rc)) != 0)
+            break;
         atomic_fetch_add(&tu_progress, 1);
     }
-    if (mbedtls_ssl_close_notify(&sd->ssl) != 0)
-        return (void *)"close_notify failed";
+    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+        rc = mbedtls_ssl_close_notify(&sd->ssl);
+out:
+    tls_finish(&sd->st, rc);
     return NULL;
 }
 
-static void echo_threads(size_t cap)
+/* Sends total bytes in chunks, reading each back, then close_notify both
+ * ways. */
+static void blocking_client(struct side *sd, size_t total)
 {
-    struct link l;
-    link_open(&l, cap, 1);
-    size_t total = echo_bytes(cap);
-    pthread_t th;
-    double t0 = tu_now();
-    assert_int_equal(0, pthread_create(&th, NULL, blocking_server, &l.s));
-    assert_int_equal(0, mbedtls_ssl_handshake(&l.c.ssl));
-    assert_int_equal(0, mbedtls_ssl_get_verify_result(&l.c.ssl));
-    unsigned char *in = malloc(MAX_CHUNK);
-    assert_non_null(in);
-    uint64_t r = 7;
+    unsigned char in[TLS_MAX_CHUNK];
+    int rc = mbedtls_ssl_handshake(&sd->ssl);
+    if (rc != 0)
+        goto out;
+    handshake_done(sd, 1);
     for (size_t done = 0; done < total;) {
-        size_t n = 1 + tu_rand(&r) % MAX_CHUNK;
-        if (n > total - done)
-            n = total - done;
-        tu_pattern(l.c.buf, n, done, 2);
-        assert_int_equal(0, write_all(&l.c.ssl, l.c.buf, n));
+        size_t n = tls_chunk(&sd->rng, total - done);
+        tu_pattern(sd->buf, n, done, 2);
+        if ((rc = write_all(&sd->ssl, sd->buf, n)) != 0)
+            goto out;
         for (size_t got = 0; got < n;) {
-            int rc = mbedtls_ssl_read(&l.c.ssl, in, n - got);
-            if (rc <= 0)
-                fail_msg("%s: read %d", kind(&l), rc);
+            rc = mbedtls_ssl_read(&sd->ssl, in, n - got);
+            if (rc <= 0) {
+                rc = rc == 0 ? MBEDTLS_ERR_SSL_CONN_EOF : rc;
+                goto out;
+            }
             assert_int_equal(-1,
                              tu_check_pattern(in, (size_t)rc, done + got, 2));
             got += (size_t)rc;
+            sd->st.recvd += (size_t)rc;
         }
         done += n;
     }
-    assert_int_equal(0, mbedtls_ssl_close_notify(&l.c.ssl));
-    assert_int_equal(MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY,
-                     mbedtls_ssl_read(&l.c.ssl, in, 1));
+    if ((rc = mbedtls_ssl_close_notify(&sd->ssl)) == 0) {
+        rc = mbedtls_ssl_read(&sd->ssl, in, 1); /* the server's answer */
+        if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+            rc = 0;
+    }
+out:
+    tls_finish(&sd->st, rc == 0  ? 0
+                        : rc > 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR
+                                 : rc);
+}
+
+static void echo_threads(size_t cap, size_t total, int variant,
+                         struct tls_outcome *out)
+{
+    (void)variant;
+    struct link l;
+    pthread_t th;
+    link_open(&l, cap, 1);
+    l.c.rng = 7;
+    double t0 = tu_now();
+    assert_int_equal(0, pthread_create(&th, NULL, blocking_server, &l.s));
+    blocking_client(&l.c, total);
     double dt = tu_now() - t0;
-    void *err = NULL;
-    pthread_join(th, &err);
-    if (err != NULL)
-        fail_msg("%s: server thread: %s", kind(&l), (const char *)err);
-    assert_int_equal(total, l.s.recvd);
-    free(in);
-    printf("# mbedtls two threads, %s: %zu bytes each way, %.1f MB/s\n",
-           kind(&l), total, 2.0 * (double)total / dt / 1e6);
+    if (l.c.st.phase == TLS_FAILED)
+        cut(&l.c); /* so that the server cannot wait for ever */
+    pthread_join(th, NULL);
+    outcome(&l, out);
+    out->mbs = tls_report("mbedtls", "two threads", cap, total, dt);
     link_close(&l);
 }
 
@@ -502,9 +512,7 @@ static void test_tls12_echo_close_notify_two_threads_blocking(void **state)
 {
     (void)state;
     tu_watchdog_start("mbedtls two-thread echo");
-    echo_threads(SOCKETPAIR);
-    for (size_t i = 0; i < NCAPS; i++)
-        echo_threads(caps[i]);
+    tls_against_socketpair(echo_threads, 0, &clean_echo);
     tu_watchdog_end();
 }
 
@@ -512,88 +520,190 @@ static void test_tls12_echo_close_notify_two_threads_blocking(void **state)
 /* A peer that vanishes mid-handshake                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Reads what the peer sent, so that the close discards nothing (a socket
- * closed with bytes unread resets its peer: ECONNRESET). */
-static void drain(struct side *sd)
+/*
+ * The client sends its ClientHello (a real server reads it as it comes, a
+ * raw one takes it), then the server (raw) or the client vanishes: the
+ * other side's next handshake call fails.
+ */
+static void gone_stepped(size_t cap, size_t total, int server_goes,
+                         struct tls_outcome *out)
 {
-    unsigned char buf[4096];
-    if (sd->end != NULL)
-        while (mempipe_poll_read(sd->end, buf, sizeof buf, NULL) > 0)
-            ;
-    else
-        while (read(sd->net.fd, buf, sizeof buf) > 0)
-            ;
-}
-
-static int server_gone(size_t cap)
-{
+    (void)total;
     struct link l;
+    int rc, n = 0;
     link_open(&l, cap, 0);
-    int rc;
-    while ((rc = mbedtls_ssl_handshake(&l.c.ssl)) == MBEDTLS_ERR_SSL_WANT_WRITE)
-        drain(&l.s);
+    struct side *gone = server_goes ? &l.s : &l.c,
+                *left = server_goes ? &l.c : &l.s;
+    while ((rc = mbedtls_ssl_handshake(&l.c.ssl)) ==
+               MBEDTLS_ERR_SSL_WANT_WRITE &&
+           ++n < TRIES)
+        if (server_goes)
+            tls_drain(l.s.end, l.s.net.fd);
+        else
+            assert_int_equal(MBEDTLS_ERR_SSL_WANT_READ,
+                             mbedtls_ssl_handshake(&l.s.ssl));
     assert_int_equal(MBEDTLS_ERR_SSL_WANT_READ, rc);
-    drain(&l.s);
-    side_close(&l.s);
-    rc = mbedtls_ssl_handshake(&l.c.ssl);
-    link_close(&l);
-    return rc;
-}
-
-static int client_gone(size_t cap)
-{
-    struct link l;
-    link_open(&l, cap, 0);
-    assert_int_equal(MBEDTLS_ERR_SSL_WANT_READ,
-                     mbedtls_ssl_handshake(&l.c.ssl));
-    side_close(&l.c);
-    int rc;
+    if (server_goes)
+        tls_drain(l.s.end, l.s.net.fd);
+    vanish(gone);
     do
-        rc = mbedtls_ssl_handshake(&l.s.ssl);
-    while (rc == MBEDTLS_ERR_SSL_WANT_READ);
+        rc = mbedtls_ssl_handshake(&left->ssl);
+    while (rc == MBEDTLS_ERR_SSL_WANT_READ && ++n < TRIES);
+    tls_finish(&left->st, rc);
+    outcome(&l, out);
     link_close(&l);
-    return rc;
 }
 
-static void test_tls_peer_gone_mid_handshake_same_error_as_socketpair(void **s)
+static void test_tls_peer_gone_mid_handshake_one_thread(void **state)
 {
-    (void)s;
-    int ref_s = server_gone(SOCKETPAIR), ref_c = client_gone(SOCKETPAIR);
-    assert_int_equal(MBEDTLS_ERR_SSL_CONN_EOF, ref_s);
-    assert_int_equal(MBEDTLS_ERR_NET_CONN_RESET, ref_c);
-    for (size_t i = 0; i < NCAPS; i++) {
-        if (caps[i] < 4096)
-            continue; /* the server's flight must fit to reach its error */
-        assert_int_equal(ref_s, server_gone(caps[i]));
-        assert_int_equal(ref_c, client_gone(caps[i]));
-    }
+    (void)state;
+    const struct tls_outcome
+        no_server = {MBEDTLS_ERR_SSL_CONN_EOF, 0, NULL, 0, 0, 0},
+        no_client = {0, MBEDTLS_ERR_NET_CONN_RESET, NULL, 0, 0, 0};
+    tls_against_socketpair(gone_stepped, 1, &no_server);
+    tls_against_socketpair(gone_stepped, 0, &no_client);
 }
 
+/* Blocking: a side parked in its handshake on its own thread. */
 static void *blocking_handshake(void *arg)
 {
     struct side *sd = arg;
-    return (void *)(intptr_t)mbedtls_ssl_handshake(&sd->ssl);
+    tls_finish(&sd->st, mbedtls_ssl_handshake(&sd->ssl));
+    return NULL;
 }
 
-static void test_tls_server_gone_mid_handshake_blocking_client_wakes(void **s)
+/*
+ * One side's handshake blocks on its thread while the other, raw, reads the
+ * ClientHello (a server) or sends the start of one (a client), then
+ * vanishes: the blocked side wakes with an error.
+ */
+static void gone_blocking(size_t cap, size_t total, int server_goes,
+                          struct tls_outcome *out)
+{
+    (void)total;
+    struct link l;
+    pthread_t th;
+    link_open(&l, cap, 1);
+    struct side *gone = server_goes ? &l.s : &l.c;
+    assert_int_equal(0, pthread_create(&th, NULL, blocking_handshake,
+                                       server_goes ? &l.c : &l.s));
+    if (server_goes)
+        tls_read_record(gone->end, gone->net.fd);
+    else
+        tls_send_cut_hello(gone->end, gone->net.fd);
+    vanish(gone);
+    pthread_join(th, NULL);
+    outcome(&l, out);
+    link_close(&l);
+}
+
+static void test_tls_peer_gone_mid_handshake_blocking_side_wakes(void **s)
 {
     (void)s;
+    const struct tls_outcome
+        no_server = {MBEDTLS_ERR_SSL_CONN_EOF, 0, NULL, 0, 0, 0},
+        no_client = {0, MBEDTLS_ERR_SSL_CONN_EOF, NULL, 0, 0, 0};
     tu_watchdog_start("mbedtls blocking peer gone");
-    struct link l;
-    link_open(&l, 4096, 1);
-    pthread_t th;
-    assert_int_equal(0, pthread_create(&th, NULL, blocking_handshake, &l.c));
-    char buf[64];
-    assert_true(mempipe_read(l.s.end, buf, sizeof buf) > 0);
+    tls_against_socketpair(gone_blocking, 1, &no_server);
+    tls_against_socketpair(gone_blocking, 0, &no_client);
+    tu_watchdog_end();
+}
+
+/* ------------------------------------------------------------------------ */
+/* The read timeout, in both modes                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Both sides' handshakes, stepped on one thread (non-blocking). */
+static void handshake_stepped(struct link *l)
+{
+    for (int i = 0; i < TRIES && (!l->c.st.shook || !l->s.st.shook); i++) {
+        if (!l->c.st.shook && mbedtls_ssl_handshake(&l->c.ssl) == 0)
+            handshake_done(&l->c, 1);
+        if (!l->s.st.shook && mbedtls_ssl_handshake(&l->s.ssl) == 0)
+            handshake_done(&l->s, 0);
+    }
+    assert_true(l->c.st.shook && l->s.st.shook);
+}
+
+/* A non-blocking side's callbacks (and fd) start to block. */
+static void make_blocking(struct side *sd)
+{
+    if (sd->end == NULL)
+        assert_int_equal(0, mbedtls_net_set_block(&sd->net));
+    set_bio(sd, 1);
+}
+
+/* The client sends "hi" 20 ms from now, on its own thread. */
+static void *send_hi_later(void *arg)
+{
+    struct side *sd = arg;
     struct timespec ts = {0, 20 * 1000 * 1000};
     nanosleep(&ts, NULL);
-    drain(&l.s);
-    side_close(&l.s);
-    void *ret;
-    pthread_join(th, &ret);
-    assert_int_equal(MBEDTLS_ERR_SSL_CONN_EOF, (int)(intptr_t)ret);
+    tls_finish(&sd->st,
+               mbedtls_ssl_write(&sd->ssl, (const unsigned char *)"hi", 2) == 2
+                   ? 0
+                   : -1);
+    return NULL;
+}
+
+/* mbedtls_ssl_read() within limits [lo, hi] seconds must return want. */
+static void read_within(struct side *sd, size_t cap, int want, double lo,
+                        double hi)
+{
+    unsigned char buf[16];
+    double t0 = tu_now();
+    int rc = mbedtls_ssl_read(&sd->ssl, buf, sizeof buf);
+    double dt = tu_now() - t0;
+    if (rc != want || dt < lo || dt > hi)
+        fail_msg("%s: mbedtls_ssl_read %d (%s) after %.3f s, want %d within "
+                 "%.3f-%.3f s",
+                 tls_kind(cap), rc, rc < 0 ? errname(rc) : "bytes", dt, want,
+                 lo, hi);
+    if (rc > 0)
+        sd->st.recvd += (size_t)rc;
+}
+
+/*
+ * mbedtls_ssl_conf_read_timeout() in both modes, as mbedtls.h documents:
+ * non-blocking callbacks (no receive-with-timeout) never wait, whatever the
+ * timeout; blocking ones (mempipe_mbedtls_recv_timeout) wait up to it
+ * (MBEDTLS_ERR_SSL_TIMEOUT), return bytes that come in time, and with 0
+ * wait for ever. Over the socketpair the same, with mbedtls_net_recv and
+ * mbedtls_net_recv_timeout.
+ */
+static void read_timeouts(size_t cap, size_t total, int variant,
+                          struct tls_outcome *out)
+{
+    (void)variant;
+    (void)total;
+    struct link l;
+    pthread_t th;
+    link_open(&l, cap, 0);
+    handshake_stepped(&l);
+    mbedtls_ssl_conf_read_timeout(&l.s.conf, 200);
+    read_within(&l.s, cap, MBEDTLS_ERR_SSL_WANT_READ, 0, 0.1);
+    make_blocking(&l.s);
+    make_blocking(&l.c);
+    mbedtls_ssl_conf_read_timeout(&l.s.conf, 50);
+    read_within(&l.s, cap, MBEDTLS_ERR_SSL_TIMEOUT, 0.045, 5);
+    mbedtls_ssl_conf_read_timeout(&l.s.conf, 10000);
+    assert_int_equal(0, pthread_create(&th, NULL, send_hi_later, &l.c));
+    read_within(&l.s, cap, 2, 0, 5);
+    pthread_join(th, NULL);
+    mbedtls_ssl_conf_read_timeout(&l.s.conf, 0);
+    assert_int_equal(0, pthread_create(&th, NULL, send_hi_later, &l.c));
+    read_within(&l.s, cap, 2, 0.015, 5);
+    pthread_join(th, NULL);
+    tls_finish(&l.s.st, 0);
+    outcome(&l, out);
     link_close(&l);
-    tu_watchdog_end();
+}
+
+static void test_read_timeout_nonblocking_never_blocking_waits(void **state)
+{
+    (void)state;
+    const struct tls_outcome want = {0, 0, "TLSv1.2", 0, 4, 0};
+    tls_against_socketpair(read_timeouts, 0, &want);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -682,6 +792,15 @@ static void test_recv_timeout_zero_waits_forever_nonzero_times_out(void **s)
     mempipe_close(b);
 }
 
+static void test_throughput_vs_socketpair(void **state)
+{
+    (void)state;
+    tu_watchdog_start("mbedtls throughput");
+    tls_bench("mbedtls", "one thread, CPU time", echo_stepped, &clean_echo);
+    tls_bench("mbedtls", "two threads, wall time", echo_threads, &clean_echo);
+    tu_watchdog_end();
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -689,12 +808,16 @@ int main(void)
         cmocka_unit_test(test_callbacks_return_mbedtls_codes),
         cmocka_unit_test(
             test_recv_timeout_zero_waits_forever_nonzero_times_out),
+        cmocka_unit_test(test_read_timeout_nonblocking_never_blocking_waits),
         cmocka_unit_test(test_tls12_echo_close_notify_one_thread_fd_driven),
         cmocka_unit_test(test_tls12_echo_close_notify_two_threads_blocking),
-        cmocka_unit_test(
-            test_tls_peer_gone_mid_handshake_same_error_as_socketpair),
-        cmocka_unit_test(
-            test_tls_server_gone_mid_handshake_blocking_client_wakes),
+        cmocka_unit_test(test_tls_peer_gone_mid_handshake_one_thread),
+        cmocka_unit_test(test_tls_peer_gone_mid_handshake_blocking_side_wakes),
     };
+    const struct CMUnitTest bench[] = {
+        cmocka_unit_test(test_throughput_vs_socketpair),
+    };
+    if (tls_bench_runs() > 0)
+        return cmocka_run_group_tests(bench, group_setup, group_teardown);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

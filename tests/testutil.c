@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include "kinds.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 void tu_assert_rc(long long expected, long long actual, const char *expr,
                   const char *file, int line)
@@ -75,6 +79,109 @@ double tu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int tu_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -errno;
+    int n = 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+void tu_fill(mempipe *w, size_t n)
+{
+    char buf[64];
+    memset(buf, 'x', sizeof buf);
+    while (n > 0) {
+        size_t k = n < sizeof buf ? n : sizeof buf;
+        assert_rc(k, mempipe_poll_write(w, buf, k, NULL));
+        n -= k;
+    }
+}
+
+const int tu_twin_scripts[][TU_TWIN_STEPS][2] = {
+    {{TU_WR1, 0}, {TU_DRAIN, 1}, {TU_WR1, 1}, {TU_DRAIN, 0}},
+    {{TU_FILL, 0}, {TU_DRAIN, 1}, {TU_FILL, 1}, {TU_FILL, 0}, {TU_DRAIN, 0}},
+    {{TU_WR1, 0}, {TU_SHUT, 0}, {TU_DRAIN, 1}, {TU_SHUT, 1}, {TU_DRAIN, 0}},
+    {{TU_SHUT, 1}, {TU_WR1, 0}, {TU_FILL, 0}, {TU_DRAIN, 1}, {TU_SHUT, 0}},
+    {{TU_WR1, 0}, {TU_FILL, 1}, {TU_DRAIN, 0}, {TU_CLOSE, 0}, {TU_DRAIN, 1}},
+    {{TU_FILL, 0}, {TU_CLOSE, 1}},
+    {{TU_SHUT, 0}, {TU_DRAIN, 1}, {TU_CLOSE, 1}},
+    {{TU_SHUT, 0}, {TU_SHUT, 1}, {TU_CLOSE, 0}},
+    {{TU_FILL, 1}, {TU_SHUT, 0}, {TU_CLOSE, 0}, {TU_DRAIN, 1}},
+    {{TU_FILL, 0}, {TU_FILL, 1}, {TU_CLOSE, 1}, {TU_DRAIN, 0}},
+    {{TU_WR1, 1}, {TU_SHUT, 1}, {TU_FILL, 0}, {TU_DRAIN, 0}, {TU_CLOSE, 0}},
+    {{TU_WR1, 0}, {TU_FILL, 1}, {TU_ABORT, 0}, {TU_DRAIN, 1}},
+    {{TU_FILL, 0}, {TU_SHUT, 1}, {TU_ABORT, 1}},
+    {{TU_WR1, 0}, {TU_WR1, 1}, {TU_CLOSE_ERR, 1}, {TU_DRAIN, 0}},
+};
+const size_t tu_twin_nscripts =
+    sizeof tu_twin_scripts / sizeof tu_twin_scripts[0];
+
+void tu_twin_open(struct tu_twin *x, size_t cap)
+{
+    assert_rc(0, mempipe_duplex(cap, &x->m[0], &x->m[1]));
+    assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, x->s));
+    for (int e = 0; e < 2; e++) {
+        x->mfd[e] = mempipe_fd(x->m[e]);
+        assert_true(x->mfd[e] >= 0);
+        x->open[e] = 1;
+    }
+}
+
+void tu_twin_step(struct tu_twin *x, int op, int e)
+{
+    static char big[1 << 16];
+    struct linger lg = {1, 0};
+    switch (op) {
+    case TU_WR1:
+        assert_rc(1, mempipe_poll_write(x->m[e], "x", 1, NULL));
+        assert_rc(1, send(x->s[e], "x", 1, MSG_NOSIGNAL));
+        break;
+    case TU_FILL:
+        while (mempipe_poll_write(x->m[e], big, sizeof big, NULL) > 0)
+            ;
+        while (send(x->s[e], big, sizeof big, MSG_NOSIGNAL) > 0)
+            ;
+        break;
+    case TU_DRAIN:
+        while (mempipe_poll_read(x->m[e], big, sizeof big, NULL) > 0)
+            ;
+        while (recv(x->s[e], big, sizeof big, 0) > 0)
+            ;
+        break;
+    case TU_SHUT:
+        assert_rc(0, mempipe_shutdown(x->m[e]));
+        assert_rc(0, shutdown(x->s[e], SHUT_WR));
+        break;
+    case TU_CLOSE:
+    case TU_ABORT:
+    case TU_CLOSE_ERR:
+        if (op == TU_CLOSE)
+            mempipe_close(x->m[e]);
+        else if (op == TU_ABORT)
+            mempipe_abort(x->m[e]);
+        else
+            assert_rc(0, mempipe_close_with_error(x->m[e], -ETIMEDOUT));
+        if (op == TU_ABORT)
+            assert_rc(
+                0, setsockopt(x->s[e], SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+        close(x->s[e]);
+        x->open[e] = 0;
+        break;
+    }
+}
+
+void tu_twin_close(struct tu_twin *x)
+{
+    for (int e = 0; e < 2; e++)
+        if (x->open[e])
+            tu_twin_step(x, TU_CLOSE, e);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -46,6 +46,52 @@ long tu_check_pattern(const unsigned char *buf, size_t len, uint64_t pos,
 /* Monotonic seconds. */
 double tu_now(void);
 
+/* Open descriptors of this process (entries of /proc/self/fd), or -errno. */
+int tu_count_fds(void);
+
+/* Writes n bytes into w in poll writes of up to 64, each accepted whole. */
+void tu_fill(mempipe *w, size_t n);
+
+/*
+ * Twins: a mempipe duplex (with mempipe_fd asked on both ends) and a
+ * non-blocking AF_UNIX socketpair, driven through the same steps, so that
+ * a test can compare what each end's fd reports after every step
+ * (sockfd_test, sockfd_glib_test). Steps, each on end e of both:
+ *   TU_WR1    write one byte;
+ *   TU_FILL   write until -EAGAIN or an error (full, whatever the
+ *             capacity: the socket's is ~208 KiB);
+ *   TU_DRAIN  read until -EAGAIN, EOF or an error (empty);
+ *   TU_SHUT   shut down the writing side;
+ *   TU_CLOSE  close;
+ *   TU_ABORT  mempipe_abort, against SO_LINGER {1, 0} + close;
+ *   TU_CLOSE_ERR  mempipe_close_with_error(-ETIMEDOUT), against close.
+ * tu_twin_scripts holds sequences of {step, end} pairs ending in TU_END;
+ * none shuts down an end over its full pipe, the one state where the fd
+ * knowingly differs (SPEC R60).
+ */
+enum tu_twin_op {
+    TU_END,
+    TU_WR1,
+    TU_FILL,
+    TU_DRAIN,
+    TU_SHUT,
+    TU_CLOSE,
+    TU_ABORT,
+    TU_CLOSE_ERR
+};
+struct tu_twin {
+    mempipe *m[2];
+    int mfd[2]; /* mempipe_fd(m[e]) */
+    int s[2];
+    int open[2];
+};
+#define TU_TWIN_STEPS 8
+extern const int tu_twin_scripts[][TU_TWIN_STEPS][2];
+extern const size_t tu_twin_nscripts;
+void tu_twin_open(struct tu_twin *x, size_t cap);
+void tu_twin_step(struct tu_twin *x, int op, int e);
+void tu_twin_close(struct tu_twin *x); /* the ends still open */
+
 /* Failures inside worker threads: print expected/actual, then abort (cmocka's
  * assertions longjmp, which only works on the test's own thread). */
 #define T_RC(expected, actual)                                                 \

@@ -49,9 +49,23 @@ test "$pcver" = "$version" || { echo "mempipe.pc says $pcver, the header $versio
 # The consumer as a user has it: a copy, outside this tree.
 consumer=$tmp/consumer-src
 cp -R examples/consumer "$consumer"
+# The adapters, as listed in examples/consumer's CMakeLists.txt and
+# Makefile. One without a program there yet is skipped; one with a program
+# must have been installed under CI.
+all_adapters="openssl gnutls mbedtls uv event nghttp2 glib"
+for f in examples/consumer/*.c; do
+    a=$(basename "$f" .c)
+    case " main hello $all_adapters " in *" $a "*) ;; *)
+        echo "examples/consumer/$a.c: $a is not in the adapter lists (here, CMakeLists.txt, Makefile)" >&2
+        exit 1
+        ;;
+    esac
+done
 adapters=""
-for a in openssl uv event glib; do
-    if [ -e "$pc/mempipe-$a.pc" ]; then
+for a in $all_adapters; do
+    if [ ! -e "examples/consumer/$a.c" ]; then
+        echo "adapter $a: no examples/consumer/$a.c yet, skipped"
+    elif [ -e "$pc/mempipe-$a.pc" ]; then
         adapters="$adapters $a"
     elif [ -n "${CI:-}" ]; then
         echo "adapter $a was not built (scripts/deps.sh ci installs its library)" >&2
@@ -59,6 +73,19 @@ for a in openssl uv event glib; do
     fi
 done
 echo "adapters installed:${adapters:- none}"
+# An adapter's .pc names its library and its dependency's, which must
+# resolve (mbedTLS has no .pc of its own: mempipe-mbedtls.pc lists its
+# three libraries itself).
+for a in $adapters; do
+    libs=$(PKG_CONFIG_PATH=$pc pkg-config --libs "mempipe-$a")
+    grep -q -- "-lmempipe_$a" <<<"$libs" || { echo "mempipe-$a.pc: no -lmempipe_$a in: $libs" >&2; exit 1; }
+done
+if [[ " $adapters " == *" mbedtls "* ]]; then
+    libs=$(PKG_CONFIG_PATH=$pc pkg-config --libs mempipe-mbedtls)
+    for l in mbedtls mbedx509 mbedcrypto; do
+        grep -q -- "-l$l\b" <<<"$libs" || { echo "mempipe-mbedtls.pc: no -l$l in: $libs" >&2; exit 1; }
+    done
+fi
 
 echo "== consumer through pkg-config"
 PKG_CONFIG_PATH=$pc make -s -C "$consumer" OUT="$tmp"
@@ -74,7 +101,10 @@ for a in $adapters; do
 done
 
 echo "== consumer through find_package(mempipe)"
-cmake -S "$consumer" -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+# REQUIRED COMPONENTS: every adapter installed (and OPTIONAL_COMPONENTS all).
+required=$(echo $adapters | tr ' ' ';')
+cmake -S "$consumer" -B "$tmp/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DMEMPIPE_REQUIRE_COMPONENTS="$required" >/dev/null
 cmake --build "$tmp/consumer-build" >/dev/null
 "$tmp/consumer-build/consumer"        # the installed .so, found by RPATH
 "$tmp/consumer-build/consumer_static" # libmempipe.a linked in
@@ -86,6 +116,26 @@ fi
 for a in $adapters; do
     "$tmp/consumer-build/consumer_$a" # find_package(mempipe COMPONENTS $a)
 done
+# A component that was not installed fails a REQUIRED find_package.
+if cmake -S "$consumer" -B "$tmp/consumer-nosuch" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DMEMPIPE_REQUIRE_COMPONENTS=nosuch >"$tmp/nosuch.log" 2>&1; then
+    echo "find_package(mempipe REQUIRED COMPONENTS nosuch) succeeded" >&2
+    exit 1
+fi
+grep -q "nosuch" "$tmp/nosuch.log" || { cat "$tmp/nosuch.log"; exit 1; }
+# A component whose library is missing on the consumer's machine is not
+# found: here mbedTLS's header, its folder (as the consumer above found it)
+# hidden from find_path.
+if [[ " $adapters " == *" mbedtls "* ]]; then
+    inc=$(sed -n 's/^mempipe_mbedtls_INCLUDE_DIR:[A-Z]*=//p' "$tmp/consumer-build/CMakeCache.txt")
+    test -e "$inc/mbedtls/ssl.h" || { echo "the consumer found mbedtls/ssl.h in '$inc'?" >&2; exit 1; }
+    if cmake -S "$consumer" -B "$tmp/consumer-nombed" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DMEMPIPE_REQUIRE_COMPONENTS=mbedtls -DCMAKE_IGNORE_PATH="$inc" >"$tmp/nombed.log" 2>&1; then
+        echo "find_package(mempipe REQUIRED COMPONENTS mbedtls) succeeded without mbedtls/ssl.h" >&2
+        exit 1
+    fi
+    grep -q "component mbedtls needs mbedtls/ssl.h" "$tmp/nombed.log" || { cat "$tmp/nombed.log"; exit 1; }
+fi
 
 echo "== a static-only install (-DMEMPIPE_BUILD_SHARED=OFF)"
 # mempipe::mempipe is then the static library, and the adapters are static
@@ -98,7 +148,8 @@ if find "$tmp/prefix-static" -name 'libmempipe*.so*' | grep -q .; then
     echo "a shared library was installed" >&2
     exit 1
 fi
-cmake -S "$consumer" -B "$tmp/consumer-static" -DCMAKE_PREFIX_PATH="$tmp/prefix-static" >/dev/null
+cmake -S "$consumer" -B "$tmp/consumer-static" -DCMAKE_PREFIX_PATH="$tmp/prefix-static" \
+    -DMEMPIPE_REQUIRE_COMPONENTS="$required" >/dev/null
 cmake --build "$tmp/consumer-static" >/dev/null
 for x in consumer consumer_static ${adapters:+$(printf ' consumer_%s' $adapters)}; do
     "$tmp/consumer-static/$x"

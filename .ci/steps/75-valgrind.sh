@@ -44,6 +44,9 @@ SKIP_HELGRIND=" stress_test pingpong_test race_test openssl_test fd_test uv_test
 export MEMPIPE_DIFF_COUNT=300
 # glib_test: 64 KiB echoes instead of 16 MiB, 100 rounds of the destroy race.
 export MEMPIPE_GLIB_BYTES=65536 MEMPIPE_GLIB_ROUNDS=100
+# gnutls_test and mbedtls_test: 1 MiB each way instead of 8 (as under the
+# sanitizers; 8 KiB per byte of capacity below 64).
+export MEMPIPE_TLS_BYTES=1048576
 # closewake_test's random part needs every close kind to happen at least
 # once; at valgrind's pace its default 2 s hold a handful of sessions.
 export MEMPIPE_CLOSEWAKE_SECONDS=${MEMPIPE_CLOSEWAKE_SECONDS:-30}

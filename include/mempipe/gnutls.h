@@ -42,13 +42,12 @@
  *
  * The pull-timeout function (GnuTLS calls it when a handshake or record
  * timeout is set): in blocking mode it waits up to the timeout for bytes or
- * end of file, by poll(2) on mempipe_readable_fd(end) (the fd is made on
- * the first wait that cannot be answered at once); GNUTLS_INDEFINITE_TIMEOUT
- * waits for ever. In non-blocking mode it never waits: with a timeout of 0
- * it reports whether a read would take bytes or see end of file now; with
- * any other timeout it returns "ready" at once, and the pull that follows
- * returns the bytes, end of file or would-block. The deadline of a
- * non-blocking session is then its loop's business.
+ * end of file with mempipe_wait_readable(end, ms) (no fd is made);
+ * GNUTLS_INDEFINITE_TIMEOUT waits for ever. In non-blocking mode it never
+ * waits: with a timeout of 0 it reports whether a read would take bytes or see
+ * end of file now; with any other timeout it returns "ready" at once, and the
+ * pull that follows returns the bytes, end of file or would-block. The deadline
+ * of a non-blocking session is then its loop's business.
  *
  * Threads: a session is used by one thread at a time (as with any GnuTLS
  * session); that thread is then the end's reader and writer for the R26
