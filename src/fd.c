@@ -202,8 +202,8 @@ static void fd_release(struct mempipe__observer *o, struct mempipe__pipe *p);
  * of the positions. */
 struct snap {
     bool closed; /* WCLOSED or RCLOSED: every call returns at once */
-    bool some;   /* L > 0 */
-    bool room;   /* L < M */
+    bool some;   /* L >= the read mark (R65; 1 by default: L > 0) */
+    bool room;   /* M - L >= the write mark (1 by default: L < M) */
 };
 
 static struct snap snap_of(const struct mempipe__pipe *p)
@@ -212,9 +212,14 @@ static struct snap snap_of(const struct mempipe__pipe *p)
     if (mempipe__pipe_flags(p) & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED))
         return s;
     size_t used = mempipe__pipe_readable(p);
+    /* Relaxed: a mark is set by its side, which then runs the progress
+     * epilogue (mempipe__pipe_set_lowat), whose fence orders it before
+     * this read in the notify that follows. */
+    size_t rl = atomic_load_explicit(&p->ring.rlowat, memory_order_relaxed);
+    size_t wl = atomic_load_explicit(&p->ring.wlowat, memory_order_relaxed);
     s.closed = false;
-    s.some = used > 0;
-    s.room = used < p->ring.cap;
+    s.some = used >= rl;
+    s.room = used < p->ring.cap && p->ring.cap - used >= wl;
     return s;
 }
 

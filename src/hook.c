@@ -229,8 +229,8 @@ ssize_t mempipe__hook_writev(mempipe *end, const struct iovec *iov, int iovcnt,
  * Steps 1-3 for a reserve (rd false) or a peek (rd true): returns 1 with
  * *max the byte cap to apply, or 0 with *rc the call's early answer.
  */
-static int zc_begin(mempipe *end, bool rd, const mempipe_waker *w,
-                    size_t *max, int *rc)
+static int zc_begin(mempipe *end, bool rd, const mempipe_waker *w, size_t *max,
+                    int *rc)
 {
     struct mempipe__pipe *p = rd ? mempipe__end_rx(end) : mempipe__end_tx(end);
     if (p == NULL) {

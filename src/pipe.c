@@ -156,7 +156,7 @@ ssize_t mempipe__pipe_readv(struct mempipe__pipe *p, const struct iovec *iov,
         if (eof < 0)
             continue; /* closed, but bytes arrived since our read */
         if (w == NULL || stored)
-            return -EAGAIN; /* R6 */
+            return -EAGAIN;                            /* R6 */
         reader_waits_for(p, min_sz(total, rlowat(p))); /* R65 */
         mempipe__slot_store(&p->rd, w);
         stored = true;
@@ -255,7 +255,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
             break;
         }
         if (w == NULL || stored)
-            return -EAGAIN; /* R11 */
+            return -EAGAIN;                            /* R11 */
         writer_waits_for(p, min_sz(total, wlowat(p))); /* R65 */
         mempipe__slot_store(&p->wr, w);
         stored = true;
@@ -590,8 +590,8 @@ ssize_t mempipe__pipe_commit(struct mempipe__pipe *p, size_t n)
     return rc;
 }
 
-int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2],
-                       size_t max, const mempipe_waker *w)
+int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2], size_t max,
+                       const mempipe_waker *w)
 {
     bool stored = false;
     for (;;) {
@@ -648,8 +648,7 @@ int mempipe__pipe_consume(struct mempipe__pipe *p, size_t consumed,
     size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
     /* Relaxed: read by this thread's next peek, and by the writer's wake
      * only through rwant, which a waiting peek sets from it. */
-    atomic_store_explicit(&p->ring.rexam, pos + examined,
-                          memory_order_relaxed);
+    atomic_store_explicit(&p->ring.rexam, pos + examined, memory_order_relaxed);
     mempipe__ring_consume(&p->ring, consumed);
     if (consumed > 0) {
         mempipe__full_fence(); /* rpos before the slot load (R25) */
@@ -663,15 +662,14 @@ int mempipe__pipe_set_lowat(struct mempipe__pipe *p, unsigned role, size_t n)
     if (n == 0 || n > p->ring.cap || n > UINT32_MAX)
         return -EINVAL; /* a mark the pipe can never reach */
     bool rd = role == MEMPIPE__ROLE_READER;
-    atomic_store_explicit(rd ? &p->ring.rlowat : &p->ring.wlowat,
-                          (unsigned)n, memory_order_relaxed);
+    atomic_store_explicit(rd ? &p->ring.rlowat : &p->ring.wlowat, (unsigned)n,
+                          memory_order_relaxed);
     /* A waker this side has stored waits for the new mark from now on, and
      * is woken at once if that is met already: the owner's own progress,
      * which asks the gate again (and the fds, which follow the marks). */
     if (rd) {
         size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
-        size_t ex =
-            atomic_load_explicit(&p->ring.rexam, memory_order_relaxed);
+        size_t ex = atomic_load_explicit(&p->ring.rexam, memory_order_relaxed);
         size_t want = n > SIZE_MAX - pos ? SIZE_MAX : pos + n;
         atomic_store_explicit(&p->ring.rwant, want > ex ? want : ex + 1,
                               memory_order_relaxed);

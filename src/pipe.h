@@ -158,8 +158,8 @@ ssize_t mempipe__pipe_commit(struct mempipe__pipe *p, size_t n);
  * (the return value); 0 at EOF (or the writer's error, R37/R38); -EAGAIN
  * when empty or nothing new since the examined position (w stored).
  */
-int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2],
-                       size_t max, const mempipe_waker *w);
+int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2], size_t max,
+                       const mempipe_waker *w);
 
 /* Reader role: releases consumed of the peeked bytes, having examined
  * examined of them (consumed <= examined <= peeked), ending the peek. */

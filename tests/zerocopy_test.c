@@ -9,6 +9,7 @@
 #include "end.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,8 +28,8 @@ static size_t span_total(const struct iovec *iov, int n)
 }
 
 /* Writes len bytes of the pattern into the reserved spans. */
-static void fill_spans(const struct iovec *iov, int n, size_t len,
-                       uint64_t pos, uint64_t seed)
+static void fill_spans(const struct iovec *iov, int n, size_t len, uint64_t pos,
+                       uint64_t seed)
 {
     for (int i = 0; i < n && len > 0; i++) {
         size_t k = iov[i].iov_len < len ? iov[i].iov_len : len;
@@ -198,8 +199,8 @@ static void test_R63_peek_survives_the_peers_abort(void **s)
     mempipe_abort(a);
     size_t seen = 0;
     for (int i = 0; i < n; i++) { /* still readable memory */
-        assert_true(tu_check_pattern(iov[i].iov_base, iov[i].iov_len, seen,
-                                     5) < 0);
+        assert_true(tu_check_pattern(iov[i].iov_base, iov[i].iov_len, seen, 5) <
+                    0);
         seen += iov[i].iov_len;
     }
     assert_rc(-ECONNRESET, mempipe_read_peek(b, iov, NULL));
@@ -349,7 +350,51 @@ static void test_R65_write_mark_is_hysteresis(void **s)
     mempipe_close(a);
 }
 
-/* ---- R66: misuse ---------------------------------------------------------- */
+/* The pollable fds follow the marks (R65 with R59). */
+static short revents(int fd, short events)
+{
+    struct pollfd p = {fd, events, 0};
+    T_CHECK(poll(&p, 1, 0) >= 0, "poll");
+    return p.revents & events;
+}
+
+static void test_R65_pollable_fds_honour_the_marks(void **s)
+{
+    (void)s;
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex(8, &a, &b));
+    int rfd = mempipe_readable_fd(b), wfd = mempipe_writable_fd(a);
+    int sb = mempipe_fd(b), sa = mempipe_fd(a);
+    assert_true(rfd >= 0 && wfd >= 0 && sb >= 0 && sa >= 0);
+    assert_rc(0, mempipe_set_read_lowat(b, 3));
+    assert_rc(0, mempipe_set_write_lowat(a, 4));
+    assert_rc(2, mempipe_poll_write(a, "ab", 2, NULL));
+    assert_int_equal(0, revents(rfd, POLLIN)); /* 2 < 3 */
+    assert_int_equal(0, revents(sb, POLLIN));
+    assert_rc(1, mempipe_poll_write(a, "c", 1, NULL));
+    assert_int_equal(POLLIN, revents(rfd, POLLIN));
+    assert_int_equal(POLLIN, revents(sb, POLLIN));
+    assert_rc(2, mempipe_poll_write(a, "de", 2, NULL)); /* 3 free < 4 */
+    assert_int_equal(0, revents(wfd, POLLIN));
+    assert_int_equal(0, revents(sa, POLLOUT));
+    char buf[8];
+    assert_rc(1, mempipe_poll_read(b, buf, 1, NULL)); /* 4 free */
+    assert_int_equal(POLLIN, revents(wfd, POLLIN));
+    assert_int_equal(POLLOUT, revents(sa, POLLOUT));
+    /* Lowering a mark shows at once. */
+    assert_rc(4, mempipe_poll_read(b, buf, 4, NULL));
+    assert_int_equal(0, revents(sb, POLLIN));
+    assert_rc(1, mempipe_poll_write(a, "f", 1, NULL));
+    assert_int_equal(0, revents(sb, POLLIN));
+    assert_rc(0, mempipe_set_read_lowat(b, 1));
+    assert_int_equal(POLLIN, revents(sb, POLLIN));
+    assert_int_equal(POLLIN, revents(rfd, POLLIN));
+    mempipe_close(a);
+    mempipe_close(b);
+}
+
+/* ---- R66: misuse ----------------------------------------------------------
+ */
 
 static void test_R66_misuse_is_einval_or_ebusy_and_changes_nothing(void **s)
 {
@@ -546,8 +591,8 @@ static void *zc_reader(void *arg)
         T_CHECK(n == 1 || n == 2, "peek: %d", n);
         size_t t = span_total(iov, n), off = 0;
         for (int i = 0; i < n; i++) {
-            T_CHECK(tu_check_pattern(iov[i].iov_base, iov[i].iov_len,
-                                     pos + off, 21) < 0,
+            T_CHECK(tu_check_pattern(iov[i].iov_base, iov[i].iov_len, pos + off,
+                                     21) < 0,
                     "wrong byte near %llu", (unsigned long long)(pos + off));
             off += iov[i].iov_len;
         }
@@ -613,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_R65_read_mark_holds_back_wakers_not_reads),
         cmocka_unit_test(test_R65_blocking_read_waits_for_the_mark),
         cmocka_unit_test(test_R65_write_mark_is_hysteresis),
+        cmocka_unit_test(test_R65_pollable_fds_honour_the_marks),
         cmocka_unit_test(
             test_R66_misuse_is_einval_or_ebusy_and_changes_nothing),
         cmocka_unit_test(test_R62_R63_with_taps_stats_faults_and_budget),
