@@ -461,7 +461,10 @@ MEMPIPE_EXTERN int mempipe_read_consume(mempipe *end, size_t n);
  * shown) looked at. The next mempipe_read_peek() then waits (-EAGAIN, its
  * waker stored) until a byte arrives past the examined ones — the pattern
  * of an incremental parser that needs more input, without busy loops —
- * unless the writer has shut down, when it shows what is left.
+ * unless the writer has shut down, when it shows what is left. Leave the
+ * writer room: a reader that examined every byte of a pipe too full for the
+ * writer's next write (or its write mark) waits for bytes that cannot come,
+ * as with Pipelines' pause threshold.
  * Returns 0. Errors: -EINVAL for a NULL end, no peek open, or the counts
  * out of order (nothing changes); -EBADF for a simplex writer end.
  * SPEC R64. Thread: the one thread currently reading this end.

@@ -7,16 +7,18 @@
  *
  * A pipe's watch holds up to four watchers, each mirroring one state of the
  * pipe (L the bytes buffered, M the capacity, "closed" WCLOSED or RCLOSED;
- * a reset comes with WCLOSED):
+ * a reset comes with WCLOSED; R and W the read and write low-water marks,
+ * 1 and 1 unless set, R65):
  *
- *   rd,  the readable fd of the end that reads p:   L > 0 || closed
- *   wr,  the writable fd of the end that writes p:  L < M || closed
+ *   rd,  the readable fd of the end that reads p:   L >= R || closed
+ *   wr,  the writable fd of the end that writes p:  M - L >= W || closed
  *   srd, the read part of mempipe_fd of the end that reads p:
- *          SHUT if closed, else ON if L > 0, else OFF
+ *          SHUT if closed, else ON if L >= R, else OFF
  *   swr, the write part of mempipe_fd of the end that writes p:
- *          SHUT if closed, else ON if L < M, else OFF
+ *          SHUT if closed, else ON if M - L >= W, else OFF
  *
- * rd and wr are exactly "the next read (write) would not return -EAGAIN"
+ * With the default marks, rd and wr are exactly "the next read (write)
+ * would not return -EAGAIN"
  * (closed: EOF, an error, or -EPIPE at once; RCLOSED on the pipe an end
  * reads is its own read side shut, whose reads then return at once too).
  * srd and swr say the same with a third, final state: SHUT, the hang-up.
