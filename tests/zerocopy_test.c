@@ -531,6 +531,28 @@ static void test_R62_R63_with_taps_stats_faults_and_budget(void **s)
     assert_int_equal(2, tu_calls(&c));
     mempipe_budget_set(0);
     assert_rc(0, mempipe_read_consume(b, 1));
+    /* The N-th call fails and changes nothing; every N-th poll is pending
+     * once, its waker called at once. */
+    assert_rc(1, mempipe_poll_write(a, "y", 1, NULL)); /* a byte to peek */
+    mempipe_faults g = {0};
+    g.fail_write_at = 1;
+    g.fail_read_at = 1;
+    g.fail_err = -EIO;
+    assert_rc(0, mempipe_set_faults(a, &g));
+    assert_rc(0, mempipe_set_faults(b, &g));
+    assert_rc(-EIO, mempipe_write_reserve(a, 4, iov, NULL));
+    assert_rc(-EINVAL, mempipe_write_commit(a, 0)); /* nothing reserved */
+    assert_rc(1, mempipe_poll_write(a, "z", 1, NULL) == -EIO);
+    assert_rc(-EIO, mempipe_read_peek(b, iov, NULL));
+    assert_rc(-EINVAL, mempipe_read_consume(b, 0)); /* nothing shown */
+    mempipe_faults h = {0};
+    h.pending_every = 1;
+    assert_rc(0, mempipe_set_faults(a, &h));
+    assert_rc(0, mempipe_set_faults(b, &h));
+    assert_rc(-EAGAIN, mempipe_write_reserve(a, 4, iov, &w));
+    assert_int_equal(3, tu_calls(&c));
+    assert_rc(-EAGAIN, mempipe_read_peek(b, iov, &w));
+    assert_int_equal(4, tu_calls(&c));
     mempipe_close(a);
     mempipe_close(b);
 }
