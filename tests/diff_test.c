@@ -868,7 +868,9 @@ static double ms_since(double t0)
 
 /*
  * R51: a blocking socket with SO_RCVTIMEO 1 ms returns EAGAIN after the
- * timeout; mempipe_read_timeout(..., 1) returns -ETIMEDOUT after it, and 0
+ * timeout (rounded up to jiffies: 4.2-22 ms measured over 300 tries at HZ
+ * 250, never under 1 ms); mempipe_read_timeout(..., 1) returns -ETIMEDOUT
+ * after it (measured on CLOCK_MONOTONIC from the call's start), and 0
  * tries once (-ETIMEDOUT where MSG_DONTWAIT says EAGAIN). On both a byte
  * that comes later waits for the next read.
  */
