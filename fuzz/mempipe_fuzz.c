@@ -18,10 +18,22 @@
  * the same on every run and machine, so a change to it is a change the
  * fuzzer reports.
  *
+ * The socket calls of issue 12 (R51-R58) are modelled too: see "the socket
+ * calls of issue 12" below for what exactly, and which blocking calls are
+ * issued only where they cannot wait.
+ *
  * Input layout: three capacity selectors, then operations of one opcode byte
  * followed by argument bytes; a short input reads zeros past its end.
- * Opcodes 0-191 are the original twelve operations (op % 12); 192-255 the
- * four of R37-R39 and R48 ((op - 192) % 4).
+ * Opcodes 0-144 and 157-191 are the original twelve operations (op % 12);
+ * 192-255 the four of R37-R39 and R48 ((op - 192) % 4); 145-156 the ten of
+ * issue 12 (op - 145: 0 and 10 poll_readv, 1 poll_readable, 2 and 11
+ * poll_writable, 3 shutdown_read, 4 read_timeout, 5 write_timeout, 6
+ * drain, 7 read_full, 8 readv, 9 the blocking writev). Those twelve values
+ * were taken from the original operations because no input of corpus/ or
+ * regressions/ uses any of them as an opcode (measured when they were
+ * taken; the twelve are one of each op % 12), so every stored input still
+ * decodes to the same calls. An input found since that used them decodes
+ * differently now.
  *
  * Build: fuzz/build.sh (clang -fsanitize=fuzzer,address,undefined).
  */
@@ -81,8 +93,10 @@ struct mpipe {
     int rerr;      /* what a read returns once drained: 0 EOF, or R37's err */
     int werr;      /* what a write returns once read-closed: 0 -EPIPE, or err */
     int reset;     /* R38: the writer aborted (bytes gone, reads -ECONNRESET) */
+    int rshut;     /* R56: the reader shut its reading side (rclosed too) */
     int rd, wr;    /* stored waker: counter index, or -1 */
     uint64_t wpos; /* bytes ever written: the data of the next write */
+    uint64_t rpos; /* bytes ever read (not discarded): R57's drain */
 };
 
 /* One direction of an end's injected faults (R48); 0 read, 1 write. */
@@ -290,8 +304,8 @@ static size_t model_cap(struct mdir *d)
 static int model_would_wait(int e, int dir)
 {
     const struct mpipe *p = &P[dir ? E[e].tx : E[e].rx];
-    if (dir == 0)
-        return L(p) == 0 && !p->wclosed;
+    if (dir == 0) /* rclosed: this end's own read-side shutdown (R56) */
+        return L(p) == 0 && !p->wclosed && !p->rclosed;
     return !p->wclosed && !p->rclosed && L(p) == p->cap;
 }
 
@@ -352,6 +366,60 @@ static int end_arg(struct in *in)
     return E[e].open ? e : -2; /* -2: closed; the call is skipped */
 }
 
+/*
+ * The model of one read call of open end e (which has a pipe to read) for
+ * at most len bytes: the faults first (R48, hook.c), then R8, R56, R38, R4,
+ * R5/R37 and R6. The bytes it moves are copied to want; a pending poll
+ * stores waker wi (-1: none). A blocking call passes blocking = 1 and wi =
+ * -1 for each of its rounds: its parking waker is not a counting one.
+ */
+static ssize_t model_read(int e, size_t len, int blocking, int wi,
+                          unsigned char *want)
+{
+    struct mpipe *p = &P[E[e].rx];
+    ssize_t fr;
+    if (model_faults(e, 0, blocking, &len, wi, &fr))
+        return fr;
+    if (len == 0) /* R8 */
+        return 0;
+    if (p->rshut) /* R56: EOF, whatever the writer did (a reset too) */
+        return 0;
+    if (p->reset) /* R38: every read, the bytes gone */
+        return -ECONNRESET;
+    if (L(p) > 0) { /* R4 */
+        size_t k = L(p) < len ? L(p) : len;
+        memcpy(want, p->q + p->head, k);
+        p->head += k;
+        p->rpos += k;
+        model_wake(&p->wr); /* R7 */
+        return (ssize_t)k;
+    }
+    if (p->wclosed) /* R5; R37: the writer's error instead */
+        return p->rerr;
+    if (wi >= 0) /* R6; R23: replaces the old one */
+        p->rd = wi;
+    return -EAGAIN;
+}
+
+/* Whether a read of len bytes on open end e would wait (nothing to read
+ * and nothing to report), so that a blocking one would block. */
+static int model_read_waits(int e, size_t len)
+{
+    return len > 0 && model_would_wait(e, 0);
+}
+
+/* Compares a call's result and bytes with the model's. */
+static void expect_read(ssize_t want, ssize_t got, const unsigned char *wb,
+                        const unsigned char *gb)
+{
+    EXPECT_RC(want, got);
+    if (want > 0 && memcmp(wb, gb, (size_t)want) != 0)
+        FAIL("read %zd bytes that differ from the model's FIFO", want);
+}
+
+static unsigned char
+    want_buf[8 * 5000]; /* the bytes the model says a read moves */
+
 static void op_read(struct in *in, int blocking)
 {
     cur_op = blocking ? "mempipe_read" : "mempipe_poll_read";
@@ -380,35 +448,15 @@ static void op_read(struct in *in, int blocking)
             FAIL("read on a writer end returned %zd", r);
         return;
     }
-    struct mpipe *p = &P[E[e].rx];
-    if (blocking && len > 0 && L(p) == 0 && !p->wclosed)
+    if (blocking && model_read_waits(e, len))
         return; /* would block forever in a single thread */
     ssize_t r =
         blocking ? mempipe_read(h, b, len) : mempipe_poll_read(h, b, len, w);
-    ssize_t fr;
-    if (model_faults(e, 0, blocking, &len, wi, &fr)) { /* R48 */
-        EXPECT_RC(fr, r);
-    } else if (len == 0) { /* R8 */
-        EXPECT_RC(0, r);
-    } else if (p->reset) { /* R38: every read, the bytes gone */
-        EXPECT_RC(-ECONNRESET, r);
-    } else if (L(p) > 0) { /* R4 */
-        size_t k = L(p) < len ? L(p) : len;
-        EXPECT_RC(k, r);
-        if (memcmp(b, p->q + p->head, k) != 0)
-            FAIL("read %zu bytes that differ from the model's FIFO", k);
-        p->head += k;
-        model_wake(&p->wr);  /* R7 */
-    } else if (p->wclosed) { /* R5; R37: the writer's error instead */
-        EXPECT_RC(p->rerr, r);
-    } else { /* R6 */
-        EXPECT_RC(-EAGAIN, r);
-        if (w != NULL)
-            p->rd = wi; /* R23: replaces the old one */
-    }
+    expect_read(model_read(e, len, blocking, wi, want_buf), r, want_buf, b);
 }
 
-/* Expected result of a write of len bytes on open end e, and the model's
+/* Expected result of a write of len bytes on open end e (len already cut
+ * by an injected cap: a cap alone stores nothing, R54), and the model's
  * update; blocking writes are only issued when they complete at once. */
 static ssize_t model_write(int e, size_t len, int wi, const unsigned char *b)
 {
@@ -428,6 +476,8 @@ static ssize_t model_write(int e, size_t len, int wi, const unsigned char *b)
     fifo_push(p, b, k);
     p->wpos += k;
     model_wake(&p->rd); /* R13 */
+    if (k < len && wi >= 0)
+        p->wr = wi; /* R54: cut short by the full pipe, the waker stays */
     return (ssize_t)k;
 }
 
@@ -805,6 +855,496 @@ static void op_misc(struct in *in)
     }
 }
 
+/* ---- the socket calls of issue 12 (R51-R58) ------------------------------ */
+
+/*
+ * What is modelled of them, and how (one thread must never block):
+ *   exactly, in every state and on every end kind: mempipe_poll_readv (with
+ *     the bad slices of R30, and the bytes around the slices checked
+ *     untouched), mempipe_poll_readable and _writable (result and waker
+ *     slot), mempipe_shutdown_read (its state and its effects on both ends),
+ *     mempipe_unread (in check_state, after every call), and R54 in every
+ *     poll write (model_write);
+ *   exactly with timeout 0: mempipe_read_timeout, _write_timeout and
+ *     mempipe_drain never wait then, and each round the call makes is
+ *     modelled as the blocking front-end (block.c) makes it, since every
+ *     round meets the injected caps and failures; -ETIMEDOUT where a poll
+ *     would say -EAGAIN;
+ *   with 1 ms, at most once per input (a real wait): the same, and the call
+ *     parked its own waker in the slot, replacing what was stored there
+ *     (never called), and withdrew it (R51: nothing left stored). Not while
+ *     that direction has drawn caps: a spurious early return from the futex
+ *     would make one more round, so one more draw;
+ *   only where the model knows they cannot wait, else skipped (as
+ *     mempipe_read and mempipe_write always were): those timeouts with a
+ *     negative (for ever) or 1000 ms timeout, and mempipe_read_full,
+ *     mempipe_readv and the blocking mempipe_writev: bytes for every round
+ *     or EOF (an error, R56's 0) after them; every byte fits, or a close
+ *     fails the write at once.
+ */
+
+static int waits_left; /* real 1 ms waits this input may still make */
+
+/* A timeout argument (R51): mostly 0; for ever (-1 and INT_MIN, any negative
+ * value) and 1000 ms, issued only where they will not wait; 1 ms. */
+static int timeout_arg(struct in *in)
+{
+    uint8_t b = u8(in);
+    if (b < 160)
+        return 0;
+    if (b < 200)
+        return b & 1 ? INT_MIN : -1;
+    if (b < 248)
+        return 1000;
+    return 1;
+}
+
+/* Whether a call of end e that would wait may do so: 1 ms, once per input,
+ * and no drawn caps in direction dir (-1: a call that meets no fault). */
+static int may_wait(int e, int dir, int timeout)
+{
+    if (timeout != 1 || waits_left == 0)
+        return 0;
+    if (dir >= 0 && E[e].f[dir].max != 0 && E[e].f[dir].rng != 0)
+        return 0;
+    waits_left--;
+    return 1;
+}
+
+static const mempipe_waker no_wake = {NULL, NULL};
+
+/* A waker argument of the new calls: as waker_arg, or one whose wake is
+ * NULL (*bad: R30's -EINVAL, nothing stored). */
+static const mempipe_waker *waker_arg_bad(struct in *in, int *idx, int *bad)
+{
+    uint8_t b = u8(in) % (NWAKERS + 3);
+    *bad = b == NWAKERS + 2;
+    *idx = b < NWAKERS ? b : -1;
+    return b < NWAKERS ? &wakers[b] : *bad ? &no_wake : NULL;
+}
+
+/*
+ * Slices (R52) drawn as op_writev draws them, bad shapes (R30) included,
+ * laid out in base with `gap` guard bytes after each (a read's slices:
+ * whatever lies around them must stay untouched).
+ */
+struct slices {
+    struct iovec iov[8];
+    const struct iovec *v; /* what the call is given */
+    int cnt;
+    size_t total; /* the sum of the passed slices, when good */
+    size_t skip;  /* bytes of base before the first passed slice's data */
+    size_t span;  /* bytes of base laid out */
+    int bad;
+};
+
+#define GUARD 0xA5
+
+static void slices_arg(struct in *in, struct slices *s, unsigned char *base,
+                       size_t gap)
+{
+    uint8_t shape = u8(in);
+    int n = u8(in) % 9;
+    size_t lens[8];
+    s->total = s->skip = s->span = 0;
+    for (int i = 0; i < n; i++) {
+        lens[i] = len_arg(in);
+        s->iov[i].iov_base = base + s->span;
+        s->iov[i].iov_len = lens[i];
+        s->span += lens[i] + gap;
+        s->total += lens[i];
+    }
+    s->v = s->iov;
+    s->cnt = n;
+    s->bad = 0;
+    switch (shape % 16) {
+    case 0:
+        s->cnt = -1 - (int)(shape >> 4); /* negative */
+        s->bad = 1;
+        break;
+    case 1:
+        s->cnt = IOV_MAX + 1 + (shape >> 4); /* too many */
+        s->bad = 1;
+        break;
+    case 2:
+        if (n > 0) {
+            s->v = NULL;
+            s->bad = 1;
+        }
+        break;
+    case 3:
+        if (n > 0 && lens[n - 1] > 0) {
+            s->iov[n - 1].iov_base = NULL; /* a NULL slice with bytes */
+            s->bad = 1;
+        }
+        break;
+    case 4:
+        if (n >= 2) { /* lengths that sum past SSIZE_MAX */
+            s->iov[0].iov_len = (size_t)SSIZE_MAX;
+            s->iov[1].iov_len = 1 + lens[1];
+            s->bad = 1;
+        }
+        break;
+    case 5:
+        if (n > 0) { /* an empty slice with a NULL base is fine */
+            s->iov[0].iov_base = NULL;
+            s->iov[0].iov_len = 0;
+            s->total -= lens[0];
+            s->skip = lens[0] + gap;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static unsigned char rv_buf[8 * 5001], rv_img[8 * 5001];
+
+/* A scattering read moved the model's n bytes of want_buf into s's slices,
+ * in order, and touched nothing else of rv_buf (guards, the slices' rest). */
+static void check_scatter(const struct slices *s, size_t n)
+{
+    memset(rv_img, GUARD, s->span);
+    size_t done = 0;
+    for (int i = 0; i < s->cnt && done < n; i++) {
+        size_t k = s->iov[i].iov_len < n - done ? s->iov[i].iov_len : n - done;
+        if (k > 0)
+            memcpy(rv_img + ((unsigned char *)s->iov[i].iov_base - rv_buf),
+                   want_buf + done, k);
+        done += k;
+    }
+    if (memcmp(rv_buf, rv_img, s->span) != 0)
+        FAIL("the slices hold other bytes than the model's (%zu moved)", n);
+}
+
+static void op_poll_readv(struct in *in, int blocking)
+{
+    cur_op = blocking ? "mempipe_readv" : "mempipe_poll_readv";
+    int e = end_arg(in);
+    struct slices s;
+    slices_arg(in, &s, rv_buf, 1);
+    int wi = -1, bad = 0;
+    const mempipe_waker *w = blocking ? NULL : waker_arg_bad(in, &wi, &bad);
+    if (e == -2)
+        return;
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    memset(rv_buf, GUARD, s.span);
+    if (!blocking || e < 0 || s.bad || E[e].rx < 0 ||
+        !model_read_waits(e, s.total)) {
+        ssize_t r = blocking ? mempipe_readv(h, s.v, s.cnt)
+                             : mempipe_poll_readv(h, s.v, s.cnt, w);
+        ssize_t want;
+        if (e < 0 || s.bad || bad)
+            want = -EINVAL;   /* R30: nothing moves, nothing stored */
+        else if (E[e].rx < 0) /* a simplex writer: R30's -EBADF (or R8) */
+            want = r == 0 && s.total == 0 ? 0 : -EBADF;
+        else
+            want = model_read(e, s.total, blocking, wi, want_buf); /* R52 */
+        EXPECT_RC(want, r);
+        check_scatter(&s, want > 0 ? (size_t)want : 0);
+    } /* else a blocking readv that would block for ever */
+}
+
+static void op_poll_ready(struct in *in, int wr)
+{
+    cur_op = wr ? "mempipe_poll_writable" : "mempipe_poll_readable";
+    int e = end_arg(in);
+    int wi, bad;
+    const mempipe_waker *w = waker_arg_bad(in, &wi, &bad);
+    if (e == -2)
+        return;
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    int r = wr ? mempipe_poll_writable(h, w) : mempipe_poll_readable(h, w);
+    if (e < 0 || bad) {
+        EXPECT_RC(-EINVAL, r);
+        return;
+    }
+    int pi = wr ? E[e].tx : E[e].rx;
+    if (pi < 0) {
+        EXPECT_RC(-EBADF, r); /* a simplex end's wrong direction */
+        return;
+    }
+    /* R55: no fault, no byte; ready when the call would not wait. */
+    struct mpipe *p = &P[pi];
+    int ready = wr ? p->wclosed || p->rclosed || L(p) < p->cap
+                   : L(p) > 0 || p->wclosed || p->rclosed;
+    EXPECT_RC(ready ? 1 : -EAGAIN, r);
+    if (!ready && wi >= 0)
+        *(wr ? &p->wr : &p->rd) = wi; /* as a pending call stores it */
+}
+
+static void op_shutdown_read(struct in *in)
+{
+    cur_op = "mempipe_shutdown_read";
+    int e = end_arg(in);
+    if (e == -2)
+        return;
+    int r = mempipe_shutdown_read(e >= 0 ? E[e].h : NULL);
+    if (e < 0) {
+        EXPECT_RC(-EINVAL, r);
+        return;
+    }
+    if (E[e].rx < 0) {
+        EXPECT_RC(-EBADF, r); /* a simplex writer never reads */
+        return;
+    }
+    EXPECT_RC(0, r); /* idempotent */
+    /* R56: the bytes are gone (readable 0), reads EOF, the writer -EPIPE
+     * (a first read close: werr stays 0), both roles woken. */
+    struct mpipe *p = &P[E[e].rx];
+    p->rshut = 1;
+    p->rclosed = 1;
+    p->head = p->tail;
+    model_wake(&p->rd);
+    model_wake(&p->wr);
+}
+
+/*
+ * The arguments of the new one-buffer calls: an end, a length, now and then
+ * a NULL buffer, and a timeout for the timed ones. The buffer is the
+ * stream's next bytes for a write.
+ */
+struct bufcall {
+    int e;
+    mempipe *h;
+    size_t len;
+    unsigned char *b;
+    int t;
+    ssize_t (*call)(const struct bufcall *c);
+};
+
+static unsigned char bc_buf[8192];
+
+static ssize_t call_read_timeout(const struct bufcall *c)
+{
+    return mempipe_read_timeout(c->h, c->b, c->len, c->t);
+}
+
+static ssize_t call_write_timeout(const struct bufcall *c)
+{
+    return mempipe_write_timeout(c->h, c->b, c->len, c->t);
+}
+
+static ssize_t call_read_full(const struct bufcall *c)
+{
+    return mempipe_read_full(c->h, c->b, c->len);
+}
+
+/*
+ * Decodes a one-buffer call of direction dir (0 read, 1 write) and answers
+ * the cases that need no model: a closed end (skipped), R30's -EINVAL, and
+ * a simplex end's wrong direction (-EBADF, or R8/R14's 0). Returns 1 when
+ * the model must answer the call.
+ */
+static int bufcall_arg(struct in *in, struct bufcall *c, int dir, int timed)
+{
+    c->e = end_arg(in);
+    c->len = len_arg(in);
+    c->b = u8(in) % 8 == 0 ? NULL : bc_buf;
+    c->t = timed ? timeout_arg(in) : 0;
+    if (c->e == -2)
+        return 0;
+    c->h = c->e >= 0 ? E[c->e].h : NULL;
+    if (c->e < 0 || (c->b == NULL && c->len > 0)) {
+        EXPECT_RC(-EINVAL, c->call(c));
+        return 0;
+    }
+    if ((dir ? E[c->e].tx : E[c->e].rx) < 0) {
+        ssize_t r = c->call(c);
+        if (!(r == -EBADF || (c->len == 0 && r == 0)))
+            FAIL("a simplex end's wrong direction returned %zd", r);
+        return 0;
+    }
+    return 1;
+}
+
+static void op_read_timeout(struct in *in)
+{
+    cur_op = "mempipe_read_timeout";
+    struct bufcall c = {.call = call_read_timeout};
+    if (!bufcall_arg(in, &c, 0, 1))
+        return;
+    int e = c.e;
+    if (model_read_waits(e, c.len) && c.t != 0 && !may_wait(e, 0, c.t))
+        return;
+    ssize_t r = c.call(&c);
+    /* block.c's read_some: one round, and after the deadline one more
+     * without a waker (each meets the faults: a cap drawn), then R51. */
+    ssize_t want = model_read(e, c.len, 1, -1, want_buf);
+    if (want == -EAGAIN) {
+        want = model_read(e, c.len, 1, -1, want_buf);
+        if (want == -EAGAIN)
+            want = -ETIMEDOUT;
+        if (c.t != 0) /* it parked in the slot, then withdrew */
+            P[E[e].rx].rd = -1;
+    }
+    expect_read(want, r, want_buf, c.b);
+}
+
+/*
+ * Where byte `done` of the slices' concatenation falls inside a slice (not
+ * at its start): the bytes of that slice from there on; else 0.
+ */
+static size_t slice_rest(const struct iovec *iov, int iovcnt, size_t done)
+{
+    size_t start = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        size_t end = start + iov[i].iov_len;
+        if (done < end)
+            return done > start ? end - done : 0;
+        start = end;
+    }
+    return 0;
+}
+
+/*
+ * block.c's write_all on the model: rounds until every byte of the slices
+ * is accepted, each the rest of a slice cut part-way, else every slice
+ * left, each meeting the faults. A pending round ends the call after one
+ * more (the deadline's); *pended says whether one was (a timed call then
+ * parked). The data is the concatenation of the slices.
+ */
+static ssize_t model_write_all(int e, const struct iovec *iov, int iovcnt,
+                               size_t total, const unsigned char *data,
+                               int *pended)
+{
+    size_t done = 0;
+    int last = 0;
+    ssize_t rc = 0;
+    *pended = 0;
+    for (;;) {
+        size_t rest = slice_rest(iov, iovcnt, done);
+        size_t k = rest > 0 ? rest : total - done;
+        ssize_t n;
+        if (!model_faults(e, 1, 1, &k, -1, &n))
+            n = model_write(e, k, -1, data + done);
+        if (n == -EAGAIN) {
+            if (last) {
+                rc = -ETIMEDOUT; /* R51 */
+                break;
+            }
+            last = *pended = 1;
+            continue;
+        }
+        if (n < 0) { /* R28: the count so far, else the error */
+            rc = n;
+            break;
+        }
+        done += (size_t)n;
+        if (done == total || last)
+            break;
+    }
+    return done > 0 ? (ssize_t)done : rc;
+}
+
+/* Whether a blocking write of len bytes by open end e could wait. */
+static int model_write_waits(int e, size_t len)
+{
+    const struct mpipe *p = &P[E[e].tx];
+    return !p->wclosed && !p->rclosed && len > p->cap - L(p);
+}
+
+static void op_write_timeout(struct in *in)
+{
+    cur_op = "mempipe_write_timeout";
+    struct bufcall c = {.call = call_write_timeout};
+    if (!bufcall_arg(in, &c, 1, 1))
+        return;
+    int e = c.e;
+    if (model_write_waits(e, c.len) && c.t != 0 && !may_wait(e, 1, c.t))
+        return;
+    struct mpipe *p = &P[E[e].tx];
+    fill(bc_buf, c.len, p->wpos, E[e].tx);
+    ssize_t r = c.call(&c);
+    struct iovec one = {bc_buf, c.len};
+    int pended;
+    ssize_t want = model_write_all(e, &one, 1, c.len, bc_buf, &pended);
+    if (pended && c.t != 0) /* it parked in the slot, then withdrew */
+        p->wr = -1;
+    EXPECT_RC(want, r);
+}
+
+static void op_writev_blocking(struct in *in)
+{
+    cur_op = "mempipe_writev";
+    int e = end_arg(in);
+    static unsigned char buf[8 * 5000];
+    struct slices s;
+    slices_arg(in, &s, buf, 0);
+    if (e == -2)
+        return;
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    if (e < 0 || s.bad) {
+        EXPECT_RC(-EINVAL, mempipe_writev(h, s.v, s.cnt));
+        return;
+    }
+    if (E[e].tx < 0) {
+        ssize_t r = mempipe_writev(h, s.v, s.cnt);
+        if (!(r == -EBADF || (s.total == 0 && r == 0)))
+            FAIL("writev on a reader end returned %zd", r);
+        return;
+    }
+    if (model_write_waits(e, s.total))
+        return; /* would block for ever */
+    fill(buf + s.skip, s.total, P[E[e].tx].wpos, E[e].tx);
+    ssize_t r = mempipe_writev(h, s.v, s.cnt);
+    int pended;
+    EXPECT_RC(model_write_all(e, s.iov, s.cnt, s.total, buf + s.skip, &pended),
+              r);
+}
+
+static void op_read_full(struct in *in)
+{
+    cur_op = "mempipe_read_full";
+    struct bufcall c = {.call = call_read_full};
+    if (!bufcall_arg(in, &c, 0, 0))
+        return;
+    int e = c.e;
+    size_t len = c.len;
+    const struct mpipe *p = &P[E[e].rx];
+    if (len > L(p) && !p->wclosed && !p->rclosed)
+        return; /* would wait for bytes nobody writes */
+    ssize_t r = c.call(&c);
+    /* R53: rounds until len, EOF or an error; the count, else the 0 or
+     * the error. */
+    size_t done = 0;
+    ssize_t n;
+    do {
+        n = model_read(e, len - done, 1, -1, want_buf + done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    } while (done < len);
+    expect_read(done > 0 ? (ssize_t)done : n, r, want_buf, c.b);
+}
+
+static void op_drain(struct in *in)
+{
+    cur_op = "mempipe_drain";
+    int e = end_arg(in);
+    int t = timeout_arg(in);
+    if (e == -2)
+        return;
+    if (e < 0 || E[e].tx < 0) {
+        EXPECT_RC(e < 0 ? -EINVAL : -EBADF,
+                  mempipe_drain(e < 0 ? NULL : E[e].h, t));
+        return;
+    }
+    /* R57: every byte written read (also before the reader went), else
+     * the reader's error or -EPIPE once it is gone or read-shut, else
+     * waiting; no fault applies. */
+    struct mpipe *p = &P[E[e].tx];
+    int want = p->rpos == p->wpos ? 0
+               : !p->rclosed      ? -ETIMEDOUT
+               : p->werr != 0     ? p->werr
+                                  : -EPIPE;
+    if (want == -ETIMEDOUT && t != 0 && !may_wait(e, -1, t))
+        return;
+    EXPECT_RC(want, mempipe_drain(E[e].h, t));
+    if (want == -ETIMEDOUT && t != 0) /* parked in the writer's slot */
+        p->wr = -1;
+}
+
 /* The state queries against the model, for every end and NULL. */
 static void check_state(void)
 {
@@ -812,19 +1352,109 @@ static void check_state(void)
     EXPECT_RC(0, mempipe_readable(NULL));
     EXPECT_RC(0, mempipe_writable(NULL));
     EXPECT_RC(0, mempipe_capacity(NULL));
+    EXPECT_RC(0, mempipe_unread(NULL));
     for (int e = 0; e < NENDS; e++) {
         if (!E[e].open)
             continue;
         const struct mend *m = &E[e];
         size_t rd = m->rx >= 0 ? L(&P[m->rx]) : 0;
-        size_t wr = 0;
+        size_t wr = 0, un = 0;
         if (m->tx >= 0) {
             const struct mpipe *p = &P[m->tx];
             wr = p->wclosed || p->rclosed ? 0 : p->cap - L(p);
+            un = p->rclosed ? 0 : L(p); /* R58: never read once gone */
         }
         EXPECT_RC(rd, mempipe_readable(m->h));
         EXPECT_RC(wr, mempipe_writable(m->h));
+        EXPECT_RC(un, mempipe_unread(m->h));
         EXPECT_RC(P[m->tx >= 0 ? m->tx : m->rx].cap, mempipe_capacity(m->h));
+    }
+}
+
+static void op_poll_readv1(struct in *in)
+{
+    op_poll_readv(in, 0);
+}
+
+static void op_readv(struct in *in)
+{
+    op_poll_readv(in, 1);
+}
+
+static void op_poll_readable(struct in *in)
+{
+    op_poll_ready(in, 0);
+}
+
+static void op_poll_writable(struct in *in)
+{
+    op_poll_ready(in, 1);
+}
+
+/* Opcodes 145-156 (op - 145): see the layout at the top. */
+static void (*const socket_ops[12])(struct in *) = {
+    op_poll_readv1,  op_poll_readable,   op_poll_writable, op_shutdown_read,
+    op_read_timeout, op_write_timeout,   op_drain,         op_read_full,
+    op_readv,        op_writev_blocking, op_poll_readv1,   op_poll_writable,
+};
+
+/* Decodes and runs one operation (the layout at the top). */
+static void run_op(uint8_t op, struct in *in)
+{
+    if (op >= 145 && op <= 156) {
+        socket_ops[op - 145](in);
+        return;
+    }
+    if (op >= 192) {
+        switch (op % 4) {
+        case 0:
+            op_close_with_error(in);
+            break;
+        case 1:
+            op_abort(in);
+            break;
+        case 2:
+            op_rst_on_unread(in);
+            break;
+        default:
+            op_set_faults(in);
+            break;
+        }
+        return;
+    }
+    switch (op % 12) {
+    case 0:
+    case 1:
+        op_read(in, 0);
+        break;
+    case 2:
+    case 3:
+        op_write(in, 0);
+        break;
+    case 4:
+        op_writev(in);
+        break;
+    case 5:
+        op_read(in, 1);
+        break;
+    case 6:
+        op_write(in, 1);
+        break;
+    case 7:
+        op_shutdown(in, op & 16);
+        break;
+    case 8:
+        op_flush(in);
+        break;
+    case 9:
+        op_close(in);
+        break;
+    case 10:
+        op_create(in);
+        break;
+    default:
+        op_misc(in);
+        break;
     }
 }
 
@@ -838,62 +1468,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         wakers[i] = (mempipe_waker){wake_count, &calls[i]};
     for (int k = 0; k < 3; k++)
         make(k, caps[u8(&in) % (sizeof caps / sizeof caps[0])]);
+    waits_left = 1;
 
     for (int ops = 0; in.n > 0 && ops < 4096; ops++) {
-        uint8_t op = u8(&in);
-        if (op >= 192) {
-            switch (op % 4) {
-            case 0:
-                op_close_with_error(&in);
-                break;
-            case 1:
-                op_abort(&in);
-                break;
-            case 2:
-                op_rst_on_unread(&in);
-                break;
-            default:
-                op_set_faults(&in);
-                break;
-            }
-            check_wakers();
-            check_state();
-            continue;
-        }
-        switch (op % 12) {
-        case 0:
-        case 1:
-            op_read(&in, 0);
-            break;
-        case 2:
-        case 3:
-            op_write(&in, 0);
-            break;
-        case 4:
-            op_writev(&in);
-            break;
-        case 5:
-            op_read(&in, 1);
-            break;
-        case 6:
-            op_write(&in, 1);
-            break;
-        case 7:
-            op_shutdown(&in, op & 16);
-            break;
-        case 8:
-            op_flush(&in);
-            break;
-        case 9:
-            op_close(&in);
-            break;
-        case 10:
-            op_create(&in);
-            break;
-        default:
-            op_misc(&in);
-            break;
-        }
+        run_op(u8(&in), &in);
         check_wakers();
         check_state();
     }

@@ -48,6 +48,39 @@
  *              mempipe reset is left out of the final delivered-total
  *              comparison (mempipe discarded what the kernel delivers).
  *
+ *   issue 12   The socket calls of SPEC R51-R58 that have an analogue, in
+ *   (R51-R58)  functions of their own (do_readv ... check_unread):
+ *              mempipe_poll_readv, or the blocking mempipe_readv where it
+ *              cannot wait, against readv(2); mempipe_read_full against
+ *              recv(MSG_WAITALL), only where neither waits (len bytes
+ *              buffered, or EOF or SHUT_RD after them; the socketpair is
+ *              non-blocking), and there the count is exact on both: all len,
+ *              or every byte up to EOF; mempipe_read_timeout(..., 0)
+ *              against recv(MSG_DONTWAIT): -ETIMEDOUT exactly where the
+ *              socket says EAGAIN, never -EAGAIN; mempipe_shutdown_read
+ *              against shutdown(SHUT_RD); mempipe_unread against
+ *              ioctl(SIOCOUTQ) for every open end after every step.
+ *              Compared after a read-side shutdown: the peer's writes get
+ *              EPIPE on both (the kernel's also when its buffer is full;
+ *              mempipe's -EPIPE even after the reader's later abort, R56
+ *              being that direction's first close), and the reader reads
+ *              EOF on both once its buffered bytes are gone.
+ *   known      SHUT_RD (R56): the kernel still returns the bytes buffered
+ *   difference before it, then 0; mempipe discards them at once
+ *              (mempipe_readable() 0, checked) and reads EOF, also over the
+ *              peer's later reset, which the kernel still reports once
+ *              after the bytes. Such a direction is left out of the final
+ *              delivered-total comparison, as a reset one is.
+ *   known      SIOCOUTQ on AF_UNIX counts the skbs' truesize (768 for a
+ *   difference 10-byte send, measured), not bytes, so only zero against
+ *              non-zero is compared: both are 0 exactly when the peer read
+ *              every byte or closed; after the peer's SHUT_RD the kernel
+ *              counts on until the bytes are read, mempipe says 0 (R58).
+ *              mempipe's count is checked exactly against the model.
+ *   known      A MSG_WAITALL recv that stops short at a pending reset
+ *   difference returns the bytes and takes the reset with it (the next
+ *              recv is 0), measured; the socket side then expects EOF.
+ *
  * Writes use a per-implementation "pending" tail: a try-write sends what it
  * can of the intended stream, and before a shutdown or close the writer
  * flushes the rest by pumping the peer's reads. So both implementations
@@ -76,12 +109,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /*
@@ -120,6 +157,7 @@ struct side {
     int eof[2];           /* end 1-d has read EOF */
     int reset_ok[2];      /* socket: one ECONNRESET allowed on this read */
     int rst[2];           /* mempipe: end d closed with a reset (R38, R39) */
+    int rdshut[2];        /* end e shut its reading side (R56, SHUT_RD) */
     size_t cap;           /* mempipe M */
 };
 
@@ -130,6 +168,11 @@ static int with_fd; /* the revents run: mempipe_fd asked and compared */
 static unsigned long long n_revents;
 static unsigned long long n_ops, n_bytes, n_eof, n_epipe, n_reset;
 static unsigned long long n_abort, n_rst_close, n_mp_reset, n_mp_reset_w;
+/* Issue 12's calls (R51-R58), counted apart. */
+static unsigned long long n_readv, n_readv_blocking, n_read_full,
+    n_waitall_exact;
+static unsigned long long n_timed0, n_etimedout, n_shut_read, n_unread_checks;
+static unsigned long long n_unread_nonzero;
 
 #define CHECK(cond, ...)                                                       \
     do {                                                                       \
@@ -180,12 +223,29 @@ static int wclosed(const struct side *s, int d)
  * A read on end e, checked against the model: bytes in order, EOF only after
  * every accepted byte, -EAGAIN only while open and empty. Returns the result.
  */
+static ssize_t check_read(struct side *s, int e, size_t len, uint64_t buffered,
+                          ssize_t r, const unsigned char *buf);
+
 static ssize_t do_read(struct side *s, int e, size_t len, unsigned char *buf)
 {
+    uint64_t buffered = s->accepted[1 - e] - s->received[1 - e];
+    return check_read(s, e, len, buffered, side_read(s, e, buf, len), buf);
+}
+
+/* The checks of do_read for a read of len that returned r into buf, with
+ * `buffered` bytes in flight before it: any read call of end e. */
+static ssize_t check_read(struct side *s, int e, size_t len, uint64_t buffered,
+                          ssize_t r, const unsigned char *buf)
+{
     int d = 1 - e; /* the direction end e reads */
-    uint64_t buffered = s->accepted[d] - s->received[d];
-    ssize_t r = side_read(s, e, buf, len);
     n_ops++;
+    if (s->kind == IMPL_MEMPIPE && s->rdshut[e]) {
+        /* R56: EOF at once, the bytes buffered discarded (a reset too). */
+        CHECK(r == 0, "mempipe: end %d read %zd after its shutdown_read", e, r);
+        s->eof[d] = 1;
+        n_eof++;
+        return r;
+    }
     if (s->kind == IMPL_MEMPIPE && s->rst[d]) {
         /* R38: the bytes are gone, every read is -ECONNRESET. */
         CHECK(r == -ECONNRESET, "mempipe: end %d read %zd after the reset", e,
@@ -218,7 +278,7 @@ static ssize_t do_read(struct side *s, int e, size_t len, unsigned char *buf)
         n_reset++;
         return r;
     }
-    if (wclosed(s, d)) {
+    if (wclosed(s, d) || s->rdshut[e]) { /* SHUT_RD: EOF after the bytes */
         CHECK(r == 0, "%s: end %d read %zd, want EOF (peer %s)",
               impl_name[s->kind], e, r, s->open[d] ? "shut down" : "closed");
         s->eof[d] = 1;
@@ -229,6 +289,22 @@ static ssize_t do_read(struct side *s, int e, size_t len, unsigned char *buf)
     CHECK(r == -EAGAIN, "%s: end %d read %zd, want -EAGAIN", impl_name[s->kind],
           e, r);
     return r;
+}
+
+/* Cuts buf's len bytes into 1..MAX_IOV slices (empty ones too) by rng. */
+static int split(unsigned char *buf, size_t len, uint64_t *rng,
+                 struct iovec *iov)
+{
+    int n = 1 + (int)(tu_rand(rng) % MAX_IOV);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t piece =
+            i == n - 1 ? len - off : (size_t)(tu_rand(rng) % (len - off + 1));
+        iov[i].iov_base = buf + off;
+        iov[i].iov_len = piece;
+        off += piece;
+    }
+    return n;
 }
 
 /*
@@ -242,23 +318,18 @@ static ssize_t do_write(struct side *s, int e, size_t len, uint64_t *rng,
     int d = e;
     tu_pattern(buf, len, s->accepted[d], stream_seed(d));
     struct iovec iov[MAX_IOV];
-    int n = 1 + (int)(tu_rand(rng) % MAX_IOV);
-    size_t off = 0;
-    for (int i = 0; i < n; i++) {
-        size_t piece =
-            i == n - 1 ? len - off : (size_t)(tu_rand(rng) % (len - off + 1));
-        iov[i].iov_base = buf + off;
-        iov[i].iov_len = piece;
-        off += piece;
-    }
+    int n = split(buf, len, rng, iov);
     uint64_t used = s->accepted[d] - s->received[d];
     ssize_t r = side_write(s, e, iov, n);
     n_ops++;
-    int must_fail = s->shut[e] || !s->open[1 - e];
+    int must_fail = s->shut[e] || !s->open[1 - e] || s->rdshut[1 - e];
     if (must_fail) {
-        /* R38: the reader's reset, unless this end shut down first; the
-         * kernel's send is EPIPE after any close. */
-        int want = s->kind == IMPL_MEMPIPE && !s->shut[e] && s->rst[1 - e]
+        /* R38: the reader's reset, unless this end shut down first or the
+         * reader had shut its reading side (R56: that first close of the
+         * direction decided, -EPIPE); the kernel's send is EPIPE after any
+         * close and after the reader's SHUT_RD, full or not (measured). */
+        int want = s->kind == IMPL_MEMPIPE && !s->shut[e] && s->rst[1 - e] &&
+                           !s->rdshut[1 - e]
                        ? -ECONNRESET
                        : -EPIPE;
         CHECK(r == want, "%s: write on end %d returned %zd, want %d",
@@ -337,6 +408,8 @@ static void do_close(struct side *s, int e, int mode, uint64_t *rng,
      * so does mempipe with rst_on_unread (R39). */
     int d_in = 1 - e;
     int unread = s->accepted[d_in] > s->received[d_in];
+    if (s->kind == IMPL_MEMPIPE && s->rdshut[e])
+        unread = 0; /* R56 discarded them: R39 sees none */
     if (s->kind == IMPL_SOCKET && unread)
         s->reset_ok[e] = 1;
     if (s->kind == IMPL_MEMPIPE) {
@@ -367,6 +440,163 @@ static void do_close(struct side *s, int e, int mode, uint64_t *rng,
     n_ops++;
 }
 
+/* ---- issue 12's calls (R51-R58) against their socket analogues ---------- */
+
+/*
+ * A scattering read into 1..MAX_IOV slices of buf, laid end to end so that
+ * the bytes read are buf's first r: readv(2) on the socket; on mempipe
+ * mempipe_poll_readv, or the blocking mempipe_readv where bytes, EOF or a
+ * read-side shutdown make sure it does not wait (R52).
+ */
+static ssize_t do_readv(struct side *s, int e, size_t len, uint64_t *rng,
+                        unsigned char *buf)
+{
+    int d = 1 - e;
+    uint64_t buffered = s->accepted[d] - s->received[d];
+    struct iovec iov[MAX_IOV];
+    int n = split(buf, len, rng, iov);
+    ssize_t r;
+    if (s->kind == IMPL_SOCKET) {
+        r = readv(s->fd[e], iov, n);
+        r = r < 0 ? -errno : r;
+    } else if (len % 2 == 1 &&
+               (buffered > 0 || wclosed(s, d) || s->rdshut[e])) {
+        r = mempipe_readv(s->mp[e], iov, n);
+        n_readv_blocking++;
+    } else {
+        r = mempipe_poll_readv(s->mp[e], iov, n, NULL);
+    }
+    n_readv += s->kind == IMPL_MEMPIPE;
+    return check_read(s, e, len, buffered, r, buf);
+}
+
+/*
+ * mempipe_read_full against recv(MSG_WAITALL) (R53), only where neither
+ * waits: len bytes buffered, or EOF (or the reader's SHUT_RD) after what
+ * is; else a plain read. There the count is exact on both: all len, or
+ * every byte up to the EOF.
+ */
+static ssize_t do_read_full(struct side *s, int e, size_t len,
+                            unsigned char *buf)
+{
+    int d = 1 - e;
+    uint64_t buffered = s->accepted[d] - s->received[d];
+    if (buffered < len && !wclosed(s, d) && !s->rdshut[e])
+        return do_read(s, e, len, buf);
+    ssize_t r;
+    if (s->kind == IMPL_MEMPIPE) {
+        r = mempipe_read_full(s->mp[e], buf, len);
+    } else {
+        r = recv(s->fd[e], buf, len, MSG_WAITALL);
+        r = r < 0 ? -errno : r;
+    }
+    n_read_full += s->kind == IMPL_MEMPIPE;
+    if (r > 0) {
+        uint64_t want = buffered < len ? buffered : len;
+        CHECK((uint64_t)r == want,
+              "%s: read_full of %zu on end %d returned %zd, want %" PRIu64,
+              impl_name[s->kind], len, e, r, want);
+        n_waitall_exact++;
+        /* Measured: a MSG_WAITALL recv that stops short at a pending
+         * reset takes the reset with it (the bytes, then EOF). */
+        if (s->kind == IMPL_SOCKET && (size_t)r < len)
+            s->reset_ok[d] = 0;
+    }
+    return check_read(s, e, len, buffered, r, buf);
+}
+
+/*
+ * mempipe_read_timeout(..., 0) against recv(MSG_DONTWAIT) (R51): the same
+ * answers, except -ETIMEDOUT (never -EAGAIN) where the socket says EAGAIN.
+ */
+static ssize_t do_read_now(struct side *s, int e, size_t len,
+                           unsigned char *buf)
+{
+    if (s->kind == IMPL_SOCKET)
+        return do_read(s, e, len, buf);
+    uint64_t buffered = s->accepted[1 - e] - s->received[1 - e];
+    ssize_t r = mempipe_read_timeout(s->mp[e], buf, len, 0);
+    n_timed0++;
+    CHECK(r != -EAGAIN, "mempipe: read_timeout(0) on end %d: -EAGAIN", e);
+    if (r == -ETIMEDOUT) {
+        n_etimedout++;
+        r = -EAGAIN; /* then checked to come exactly where EAGAIN would */
+    }
+    return check_read(s, e, len, buffered, r, buf);
+}
+
+/* The reads of issue 12, by `which` in 0..7: 3 readv, 2 read_full, 3
+ * read_timeout(0). */
+static void do_socket_read(struct side *s, int e, int which, size_t len,
+                           uint64_t *rng, unsigned char *buf)
+{
+    if (which < 3)
+        do_readv(s, e, len, rng, buf);
+    else if (which < 5)
+        do_read_full(s, e, len, buf);
+    else
+        do_read_now(s, e, len, buf);
+}
+
+/*
+ * mempipe_shutdown_read against shutdown(SHUT_RD) (R56). After it the
+ * peer's writes fail with EPIPE on both (do_write), and the reader reads
+ * EOF: mempipe at once, its buffered bytes discarded (readable 0, checked
+ * here); the kernel after the bytes buffered before it (check_read).
+ */
+static void do_shutdown_read(struct side *s, int e)
+{
+    if (s->kind == IMPL_MEMPIPE) {
+        int r = mempipe_shutdown_read(s->mp[e]);
+        CHECK(r == 0, "mempipe: shutdown_read returned %d", r);
+        CHECK(mempipe_readable(s->mp[e]) == 0,
+              "mempipe: %zu bytes readable after shutdown_read",
+              mempipe_readable(s->mp[e]));
+        n_shut_read++;
+    } else {
+        CHECK(shutdown(s->fd[e], SHUT_RD) == 0, "shutdown(SHUT_RD): %s",
+              strerror(errno));
+    }
+    s->rdshut[e] = 1;
+    n_ops++;
+}
+
+/*
+ * mempipe_unread against ioctl(SIOCOUTQ) (R58), for every open end. On
+ * AF_UNIX SIOCOUTQ counts the skbs' truesize (768 for a 10-byte send,
+ * measured), not bytes, so only "some left or none" is compared there;
+ * mempipe's count is checked exactly against the model. Both are 0 once
+ * the peer read everything or closed; after the peer's SHUT_RD the kernel
+ * counts on until the reader reads the bytes, mempipe says 0 at once (they
+ * are discarded).
+ */
+static void check_unread(struct side *s)
+{
+    for (int e = 0; e < 2; e++) {
+        if (!s->open[e])
+            continue;
+        uint64_t left = s->accepted[e] - s->received[e];
+        int peer_open = s->open[1 - e];
+        if (s->kind == IMPL_MEMPIPE) {
+            uint64_t want = peer_open && !s->rdshut[1 - e] ? left : 0;
+            size_t got = mempipe_unread(s->mp[e]);
+            CHECK(got == want,
+                  "mempipe: unread on end %d is %zu, want %" PRIu64, e, got,
+                  want);
+        } else {
+            int q = -1;
+            CHECK(ioctl(s->fd[e], SIOCOUTQ, &q) == 0, "SIOCOUTQ: %s",
+                  strerror(errno));
+            CHECK((q != 0) == (peer_open && left > 0),
+                  "socketpair: SIOCOUTQ on end %d is %d with %" PRIu64
+                  " bytes unread (peer %s)",
+                  e, q, left, peer_open ? "open" : "closed");
+            n_unread_nonzero += q != 0;
+        }
+        n_unread_checks++;
+    }
+}
+
 static void side_open(struct side *s, int kind, size_t cap)
 {
     memset(s, 0, sizeof *s);
@@ -378,7 +608,10 @@ static void side_open(struct side *s, int kind, size_t cap)
         for (int e = 0; e < 2 && with_fd; e++)
             assert_true(mempipe_fd(s->mp[e]) >= 0);
     } else {
-        assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM, 0, s->fd));
+        /* Non-blocking, so that readv(2) and MSG_WAITALL never wait (every
+         * other call passes MSG_DONTWAIT anyway). */
+        assert_rc(0,
+                  socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s->fd));
     }
 }
 
@@ -405,8 +638,11 @@ static void check_revents(const struct side sd[NIMPL])
             if (!s->open[e])
                 continue;
             int d_in = 1 - e, d_out = e;
-            int rdhup = wclosed(s, d_in);
-            int wshut = s->shut[e] || !s->open[1 - e];
+            /* Its receive side is shut by the peer's shutdown or close, or
+             * by its own SHUT_RD (R56); its send side by its own shutdown,
+             * or the peer's close or SHUT_RD. */
+            int rdhup = wclosed(s, d_in) || s->rdshut[e];
+            int wshut = s->shut[e] || !s->open[1 - e] || s->rdshut[1 - e];
             uint64_t in = s->accepted[d_in] - s->received[d_in];
             uint64_t out = s->accepted[d_out] - s->received[d_out];
             int r = got[k][e] = side_revents(s, e);
@@ -457,7 +693,7 @@ static void finish(struct side *s, uint64_t *rng, unsigned char *wbuf,
         int d = 1 - e;
         if (!s->open[e])
             continue;
-        int mp_reset = s->kind == IMPL_MEMPIPE && s->rst[d];
+        int mp_reset = s->kind == IMPL_MEMPIPE && s->rst[d] && !s->rdshut[e];
         for (int guard = 0; !s->eof[d] && !mp_reset; guard++) {
             CHECK(guard < 1000000, "%s: no EOF", impl_name[s->kind]);
             ssize_t r = do_read(s, e, MAX_CHUNK, rbuf);
@@ -523,10 +759,14 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
                     flush(s, e, &slice_rng[k], wbuf, rbuf);
                 else
                     do_write(s, e, len, &slice_rng[k], wbuf);
-            } else if (op < 83) {
+            } else if (op < 75) {
                 do_read(s, e, len, rbuf);
-            } else if (op < 93) {
+            } else if (op < 83) { /* issue 12's reads: R51-R53 */
+                do_socket_read(s, e, op - 75, len, &slice_rng[k], rbuf);
+            } else if (op < 91) {
                 do_shutdown(s, e, &slice_rng[k], wbuf, rbuf);
+            } else if (op < 93) {
+                do_shutdown_read(s, e); /* R56 */
             } else {
                 /* 93-95 close, 96-97 rst_on_unread + close, 98-99 abort */
                 do_close(s, e,
@@ -535,6 +775,7 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
                                    : 2,
                          &slice_rng[k], wbuf, rbuf);
             }
+            check_unread(s); /* R58, after every step */
         }
         if (with_fd)
             check_revents(sd);
@@ -553,7 +794,9 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
      * it had read depends on the read counts, which are not compared.)
      */
     for (int d = 0; d < 2; d++) {
-        if (!reader_open[d] || sd[IMPL_MEMPIPE].rst[d])
+        /* R56: after its shutdown_read mempipe's reader discarded what the
+         * kernel's still delivers. */
+        if (!reader_open[d] || sd[IMPL_MEMPIPE].rst[d] || sd[0].rdshut[1 - d])
             continue;
         CHECK(sd[0].eof[d] && sd[1].eof[d],
               "direction %d: EOF seen by mempipe %d, socketpair %d", d,
@@ -605,6 +848,12 @@ test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
            "mempipe -ECONNRESET on %llu reads and %llu writes\n",
            count, first, n_ops, n_bytes, n_eof, n_epipe, n_reset, n_abort,
            n_rst_close, n_mp_reset, n_mp_reset_w);
+    printf("diff_test: issue 12: %llu readv (%llu blocking), %llu read_full "
+           "(%llu exact counts, both), %llu read_timeout(0) (%llu "
+           "-ETIMEDOUT), %llu shutdown_read, %llu unread checks (%llu "
+           "SIOCOUTQ non-zero)\n",
+           n_readv, n_readv_blocking, n_read_full, n_waitall_exact, n_timed0,
+           n_etimedout, n_shut_read, n_unread_checks, n_unread_nonzero);
     assert_true(n_ops > count); /* every sequence did something */
 }
 
@@ -726,6 +975,192 @@ static void test_R38_R39_reset_as_measured_on_af_unix(void **state)
     }
 }
 
+/* ---- issue 12's calls as measured on AF_UNIX (Linux 6.18) ---------------- */
+
+static double ms_since(double t0)
+{
+    return (tu_now() - t0) * 1000.0;
+}
+
+/*
+ * R51: a blocking socket with SO_RCVTIMEO 1 ms returns EAGAIN after the
+ * timeout (rounded up to jiffies: 4.2-22 ms measured over 300 tries at HZ
+ * 250, never under 1 ms); mempipe_read_timeout(..., 1) returns -ETIMEDOUT
+ * after it (measured on CLOCK_MONOTONIC from the call's start), and 0
+ * tries once (-ETIMEDOUT where MSG_DONTWAIT says EAGAIN). On both a byte
+ * that comes later waits for the next read.
+ */
+static void test_R51_read_timeout_vs_so_rcvtimeo(void **state)
+{
+    (void)state;
+    char c;
+    int fd[2];
+    assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fd));
+    struct timeval tv = {0, 1000};
+    assert_rc(0, setsockopt(fd[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    assert_rc(-EAGAIN, sock_rc(recv(fd[1], &c, 1, MSG_DONTWAIT)));
+    double t0 = tu_now();
+    assert_rc(-EAGAIN, sock_rc(recv(fd[1], &c, 1, 0)));
+    double took = ms_since(t0);
+    assert_true(took >= 0.99);
+    assert_true(took < 5000.0);
+    assert_rc(1, sock_rc(send(fd[0], "x", 1, MSG_NOSIGNAL)));
+    assert_rc(1, sock_rc(recv(fd[1], &c, 1, 0)));
+    close(fd[0]);
+    close(fd[1]);
+
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex(16, &a, &b));
+    assert_rc(-ETIMEDOUT, mempipe_read_timeout(b, &c, 1, 0));
+    t0 = tu_now();
+    assert_rc(-ETIMEDOUT, mempipe_read_timeout(b, &c, 1, 1));
+    took = ms_since(t0);
+    assert_true(took >= 0.99);
+    assert_true(took < 5000.0);
+    assert_rc(1, mempipe_poll_write(a, "x", 1, NULL));
+    assert_rc(1, mempipe_read_timeout(b, &c, 1, 1));
+    assert_int_equal('x', c);
+    mempipe_close(a);
+    mempipe_close(b);
+}
+
+/*
+ * R56 against SHUT_RD, as measured: with 3 bytes buffered, recv returns 3
+ * then 0; the peer's sends get EPIPE at once (also when the writer had
+ * filled the socket); the shut end still sends. A later close of the peer
+ * with bytes unread still resets the read once (then 0). mempipe drops the
+ * 3 bytes at once (readable 0, EOF), the peer's writes get -EPIPE, and the
+ * peer's later abort does not turn that EOF into a reset.
+ */
+static void test_R56_shutdown_read_as_measured_on_af_unix(void **state)
+{
+    (void)state;
+    char buf[8];
+    int fd[2];
+    assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fd));
+    assert_rc(3, sock_rc(send(fd[1], "xyz", 3, MSG_NOSIGNAL)));
+    assert_rc(0, sock_rc(shutdown(fd[0], SHUT_RD)));
+    assert_rc(-EPIPE, sock_rc(send(fd[1], "q", 1, MSG_NOSIGNAL)));
+    assert_rc(3, sock_rc(recv(fd[0], buf, sizeof buf, MSG_DONTWAIT)));
+    assert_rc(0, sock_rc(recv(fd[0], buf, sizeof buf, MSG_DONTWAIT)));
+    assert_rc(2, sock_rc(send(fd[0], "ok", 2, MSG_NOSIGNAL)));
+    assert_rc(2, sock_rc(recv(fd[1], buf, sizeof buf, MSG_DONTWAIT)));
+    assert_rc(2, sock_rc(send(fd[0], "ab", 2, MSG_NOSIGNAL))); /* unread */
+    close(fd[1]);
+    assert_rc(-ECONNRESET, sock_rc(recv(fd[0], buf, sizeof buf, MSG_DONTWAIT)));
+    assert_rc(0, sock_rc(recv(fd[0], buf, sizeof buf, MSG_DONTWAIT)));
+    close(fd[0]);
+    /* A full socket: still EPIPE, not EAGAIN. */
+    assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd));
+    static char big[65536];
+    while (send(fd[1], big, sizeof big, MSG_NOSIGNAL) > 0)
+        ;
+    assert_rc(-EAGAIN, sock_rc(send(fd[1], big, 1, MSG_NOSIGNAL)));
+    assert_rc(0, sock_rc(shutdown(fd[0], SHUT_RD)));
+    assert_rc(-EPIPE, sock_rc(send(fd[1], big, 1, MSG_NOSIGNAL)));
+    close(fd[0]);
+    close(fd[1]);
+
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex(16, &a, &b));
+    assert_rc(3, mempipe_poll_write(b, "xyz", 3, NULL));
+    assert_rc(0, mempipe_shutdown_read(a));
+    assert_rc(0, mempipe_readable(a));
+    assert_rc(-EPIPE, mempipe_poll_write(b, "q", 1, NULL));
+    assert_rc(0, mempipe_poll_read(a, buf, sizeof buf, NULL));
+    assert_rc(2, mempipe_poll_write(a, "ok", 2, NULL));
+    assert_rc(2, mempipe_poll_read(b, buf, sizeof buf, NULL));
+    assert_rc(2, mempipe_poll_write(a, "ab", 2, NULL));
+    mempipe_abort(b);
+    assert_rc(0, mempipe_poll_read(a, buf, sizeof buf, NULL));
+    mempipe_close(a);
+}
+
+/*
+ * R53 against MSG_WAITALL, as measured: all len when they are there, every
+ * byte up to EOF when fewer; a MSG_WAITALL recv that stops short at a
+ * pending reset returns the bytes and takes the reset with it (then 0),
+ * while one that gets all len leaves it for the next recv. mempipe's
+ * read_full returns the same counts, then EOF (R9: a close is no reset).
+ */
+static void test_R53_read_full_vs_msg_waitall(void **state)
+{
+    (void)state;
+    char buf[16];
+    for (int all = 0; all < 2; all++) {
+        int fd[2];
+        assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd));
+        assert_rc(3, sock_rc(send(fd[0], "abc", 3, MSG_NOSIGNAL)));
+        assert_rc(2, sock_rc(send(fd[0], "de", 2, MSG_NOSIGNAL)));
+        assert_rc(2, sock_rc(send(fd[1], "zz", 2, MSG_NOSIGNAL)));
+        close(fd[0]); /* with "zz" unread: a reset behind the bytes */
+        assert_rc(5, sock_rc(recv(fd[1], buf, all ? 5 : 10, MSG_WAITALL)));
+        if (all)
+            assert_rc(-ECONNRESET,
+                      sock_rc(recv(fd[1], buf, sizeof buf, MSG_WAITALL)));
+        assert_rc(0, sock_rc(recv(fd[1], buf, sizeof buf, MSG_WAITALL)));
+        close(fd[1]);
+
+        mempipe *a, *b;
+        assert_rc(0, mempipe_duplex(16, &a, &b));
+        assert_rc(3, mempipe_poll_write(a, "abc", 3, NULL));
+        assert_rc(2, mempipe_poll_write(a, "de", 2, NULL));
+        mempipe_close(a);
+        assert_rc(5, mempipe_read_full(b, buf, all ? 5 : 10));
+        assert_rc(0, mempipe_read_full(b, buf, sizeof buf));
+        mempipe_close(b);
+    }
+}
+
+/*
+ * R58 against SIOCOUTQ, as measured: on AF_UNIX the kernel counts the
+ * skbs' truesize (more than the bytes: 768 for a 10-byte send), 0 once the
+ * reader read them all or closed, and still counts after the reader's
+ * SHUT_RD until it reads them. mempipe_unread counts bytes, and 0 at once
+ * after the peer's shutdown_read.
+ */
+static void test_R58_unread_vs_siocoutq_as_measured(void **state)
+{
+    (void)state;
+    char buf[16];
+    int fd[2], q = -1;
+    assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fd));
+    assert_rc(0, ioctl(fd[0], SIOCOUTQ, &q));
+    assert_int_equal(0, q);
+    assert_rc(10, sock_rc(send(fd[0], "0123456789", 10, MSG_NOSIGNAL)));
+    assert_rc(0, ioctl(fd[0], SIOCOUTQ, &q));
+    assert_true(q > 10); /* not bytes */
+    assert_rc(4, sock_rc(recv(fd[1], buf, 4, MSG_DONTWAIT)));
+    assert_rc(0, ioctl(fd[0], SIOCOUTQ, &q));
+    assert_true(q > 0);
+    assert_rc(0, shutdown(fd[1], SHUT_RD));
+    assert_rc(0, ioctl(fd[0], SIOCOUTQ, &q));
+    assert_true(q > 0); /* the bytes are still there for the reader */
+    assert_rc(6, sock_rc(recv(fd[1], buf, sizeof buf, MSG_DONTWAIT)));
+    assert_rc(0, ioctl(fd[0], SIOCOUTQ, &q));
+    assert_int_equal(0, q);
+    assert_rc(2, sock_rc(send(fd[1], "ab", 2, MSG_NOSIGNAL)));
+    close(fd[0]); /* the writer's view after the reader's close */
+    assert_rc(0, ioctl(fd[1], SIOCOUTQ, &q));
+    assert_int_equal(0, q);
+    close(fd[1]);
+
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex(64, &a, &b));
+    assert_rc(0, mempipe_unread(a));
+    assert_rc(10, mempipe_poll_write(a, "0123456789", 10, NULL));
+    assert_rc(10, mempipe_unread(a));
+    assert_rc(4, mempipe_poll_read(b, buf, 4, NULL));
+    assert_rc(6, mempipe_unread(a));
+    assert_rc(0, mempipe_shutdown_read(b));
+    assert_rc(0, mempipe_unread(a)); /* discarded: never read */
+    assert_rc(2, mempipe_poll_write(b, "ab", 2, NULL));
+    assert_rc(2, mempipe_unread(b));
+    mempipe_close(a);
+    assert_rc(0, mempipe_unread(b));
+    mempipe_close(b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* belt and braces: MSG_NOSIGNAL is used */
@@ -737,6 +1172,10 @@ int main(void)
         cmocka_unit_test(test_R8_R14_zero_lengths),
         cmocka_unit_test(test_R9_close_with_unread_bytes_is_eof_not_reset),
         cmocka_unit_test(test_R38_R39_reset_as_measured_on_af_unix),
+        cmocka_unit_test(test_R51_read_timeout_vs_so_rcvtimeo),
+        cmocka_unit_test(test_R53_read_full_vs_msg_waitall),
+        cmocka_unit_test(test_R56_shutdown_read_as_measured_on_af_unix),
+        cmocka_unit_test(test_R58_unread_vs_siocoutq_as_measured),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
