@@ -212,31 +212,18 @@ static GIOCondition look_write(struct msource *s, mempipe *end,
 /*
  * A direction the source does not watch, for G_IO_HUP: it must not call
  * the end's reads or writes (another thread may be the reader or writer),
- * so it reads mempipe_describe(), which any thread may call, in its
- * documented form: "<kind> rx=<L>/<M> <state> ... tx=<L>/<M> <state> ...",
- * or "loopback rxtx=<L>/<M> <state> ...". Returns 1 if that direction is
- * finished: reading, nothing buffered and the writer gone (the state is
- * not "open"); writing, the pipe closed either way. 0 if not, or if the
- * line cannot be read (then G_IO_HUP waits for the watched directions).
+ * so it asks mempipe_shut_state(), which any thread may call (R67).
+ * Returns 1 if that direction is finished: reading, nothing buffered and
+ * the receive side shut; writing, the send side shut.
  */
 static int other_finished(mempipe *end, unsigned dir)
 {
-    char line[256];
-    if (mempipe_describe(end, line, sizeof line) < 0)
+    int st = mempipe_shut_state(end);
+    if (st < 0)
         return 0;
-    const char *f = strstr(line, " rxtx=");
-    if (f != NULL)
-        f += 6;
-    else if ((f = strstr(line, dir == DIR_READ ? " rx=" : " tx=")) != NULL)
-        f += 4;
-    else
-        return 0;
-    char *rest;
-    unsigned long long buffered = strtoull(f, &rest, 10);
-    rest = strchr(rest, ' ');
-    if (rest == NULL || strncmp(rest + 1, "open ", 5) == 0)
-        return 0;
-    return dir == DIR_WRITE || buffered == 0;
+    if (dir == DIR_WRITE)
+        return (st & MEMPIPE_SHUT_WRITE) != 0;
+    return (st & MEMPIPE_SHUT_READ) != 0 && mempipe_readable(end) == 0;
 }
 
 /* Whether direction dir (one the end has) is finished, and its FIN bits. */

@@ -676,6 +676,25 @@ MEMPIPE_EXTERN size_t mempipe_readable(const mempipe *end);
  */
 MEMPIPE_EXTERN size_t mempipe_writable(const mempipe *end);
 
+/* mempipe_shut_state() bits. */
+#define MEMPIPE_SHUT_READ  1 /* no byte will arrive that is not buffered */
+#define MEMPIPE_SHUT_WRITE 2 /* a write fails at once (-EPIPE or an error) */
+
+/*
+ * Which sides of this end are shut, as a socket's POLLRDHUP and POLLHUP
+ * tell (both bits: hung up), without a call on either direction:
+ * MEMPIPE_SHUT_READ once the peer shut down, closed or aborted, or this
+ * end called mempipe_shutdown_read() (bytes buffered before may still be
+ * there to read: mempipe_readable() says how many);
+ * MEMPIPE_SHUT_WRITE once this end shut down, or the peer closed or
+ * shut its reading side. A simplex end's missing direction is shut from
+ * the start. Final: a bit once set stays. For a GSource's G_IO_HUP, a
+ * proxy's "both sides done" (SPEC R67).
+ * Returns the bits (0 while open both ways). Errors: -EINVAL for a NULL
+ * end. Any thread (a snapshot).
+ */
+MEMPIPE_EXTERN int mempipe_shut_state(const mempipe *end);
+
 /*
  * Bytes this end wrote that the peer has not read yet (ioctl SIOCOUTQ):
  * 0 once the peer has read them all, and 0 once it is gone or shut its

@@ -337,6 +337,23 @@ int mempipe_shutdown_read(mempipe *end)
     return 0;
 }
 
+int mempipe_shut_state(const mempipe *end)
+{
+    if (end == NULL)
+        return -EINVAL;
+    /* Acquire: as the other snapshots. A direction the end lacks (a simplex
+     * end's) is shut from the start, as on a half-shut socket. */
+    const struct mempipe__pipe *rx = mempipe__end_rx(end);
+    const struct mempipe__pipe *tx = mempipe__end_tx(end);
+    int st = 0;
+    if (rx == NULL ||
+        (mempipe__pipe_flags(rx) & (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) != 0)
+        st |= MEMPIPE_SHUT_READ;
+    if (tx == NULL || mempipe__pipe_flags(tx) != 0)
+        st |= MEMPIPE_SHUT_WRITE;
+    return st;
+}
+
 size_t mempipe_unread(const mempipe *end)
 {
     if (end == NULL || end->txi < 0)

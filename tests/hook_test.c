@@ -244,6 +244,7 @@ static void *unlisted(void *arg)
     TAGGED("mempipe_wait_readable", (void)mempipe_wait_readable(e[0], 0));
     TAGGED("mempipe_wait_writable", (void)mempipe_wait_writable(e[1], 0));
     TAGGED("mempipe_unread", (void)mempipe_unread(e[1]));
+    TAGGED("mempipe_shut_state", (void)mempipe_shut_state(e[1]));
     TAGGED("mempipe_drain", (void)mempipe_drain(e[1], 0));
     TAGGED("mempipe_shutdown_read", (void)mempipe_shutdown_read(e[0]));
     return NULL;

@@ -876,6 +876,43 @@ static void test_R58_unread_counts_what_the_peer_has_not_read(void **s)
     mempipe_close(wr);
 }
 
+/* ---- R67: the shut state ---------------------------------------------- */
+
+static void test_R67_shut_state_follows_every_close(void **s)
+{
+    (void)s;
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex(8, &a, &b));
+    assert_rc(0, mempipe_shut_state(a));
+    assert_rc(2, mempipe_poll_write(b, "hi", 2, NULL));
+    assert_rc(0, mempipe_shutdown(b)); /* a's read side, b's write side */
+    assert_rc(MEMPIPE_SHUT_READ, mempipe_shut_state(a));
+    assert_rc(MEMPIPE_SHUT_WRITE, mempipe_shut_state(b));
+    assert_rc(2, mempipe_readable(a));      /* the bytes still there */
+    assert_rc(0, mempipe_shutdown_read(b)); /* a's writes fail now */
+    assert_rc(MEMPIPE_SHUT_READ | MEMPIPE_SHUT_WRITE, mempipe_shut_state(a));
+    assert_rc(MEMPIPE_SHUT_READ | MEMPIPE_SHUT_WRITE, mempipe_shut_state(b));
+    assert_rc(-EINVAL, mempipe_shut_state(NULL));
+    mempipe_close(a);
+    mempipe_close(b);
+    assert_rc(0, mempipe_duplex(8, &a, &b));
+    mempipe_abort(b);
+    assert_rc(MEMPIPE_SHUT_READ | MEMPIPE_SHUT_WRITE, mempipe_shut_state(a));
+    mempipe_close(a);
+    mempipe *r, *w;
+    assert_rc(0, mempipe_simplex(4, &r, &w));
+    assert_rc(MEMPIPE_SHUT_WRITE, mempipe_shut_state(r));
+    assert_rc(MEMPIPE_SHUT_READ, mempipe_shut_state(w));
+    mempipe_close(r);
+    assert_rc(MEMPIPE_SHUT_READ | MEMPIPE_SHUT_WRITE, mempipe_shut_state(w));
+    mempipe_close(w);
+    mempipe *l;
+    assert_rc(0, mempipe_loopback(4, &l));
+    assert_rc(0, mempipe_shutdown(l));
+    assert_rc(MEMPIPE_SHUT_READ | MEMPIPE_SHUT_WRITE, mempipe_shut_state(l));
+    mempipe_close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -901,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_R57_drain_waits_for_the_peer_to_read),
         cmocka_unit_test(test_R57_drain_when_the_peer_goes),
         cmocka_unit_test(test_R58_unread_counts_what_the_peer_has_not_read),
+        cmocka_unit_test(test_R67_shut_state_follows_every_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
