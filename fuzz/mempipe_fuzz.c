@@ -20,20 +20,31 @@
  *
  * The socket calls of issue 12 (R51-R58) are modelled too: see "the socket
  * calls of issue 12" below for what exactly, and which blocking calls are
- * issued only where they cannot wait.
+ * issued only where they cannot wait. So are the zero-copy windows and the
+ * low-water marks of issue 11 (R62-R66), with the cooperative budget: see
+ * "the zero-copy windows and marks of issue 11" below.
  *
  * Input layout: three capacity selectors, then operations of one opcode byte
  * followed by argument bytes; a short input reads zeros past its end.
- * Opcodes 0-144 and 157-191 are the original twelve operations (op % 12);
- * 192-255 the four of R37-R39 and R48 ((op - 192) % 4); 145-156 the ten of
- * issue 12 (op - 145: 0 and 10 poll_readv, 1 poll_readable, 2 and 11
- * poll_writable, 3 shutdown_read, 4 read_timeout, 5 write_timeout, 6
- * drain, 7 read_full, 8 readv, 9 the blocking writev). Those twelve values
- * were taken from the original operations because no input of corpus/ or
- * regressions/ uses any of them as an opcode (measured when they were
- * taken; the twelve are one of each op % 12), so every stored input still
- * decodes to the same calls. An input found since that used them decodes
- * differently now.
+ * Opcodes 0-119, 126, 133-144 and 157-191 are the original twelve
+ * operations (op % 12); 192-255 the four of R37-R39 and R48
+ * ((op - 192) % 4); 145-156 the ten of issue 12 (op - 145: 0 and 10
+ * poll_readv, 1 poll_readable, 2 and 11 poll_writable, 3 shutdown_read, 4
+ * read_timeout, 5 write_timeout, 6 drain, 7 read_full, 8 readv, 9 the
+ * blocking writev); 120-125 and 127-132 the seven of issue 11 (index
+ * op - 120, or op - 121 above 126: 0 and 6 write_reserve, 1 and 7
+ * write_commit, 2 and 8 read_peek, 3 and 9 read_consume and
+ * _consume_examined, 4 and 11 set_read_lowat and _write_lowat, 5
+ * wait_readable and _writable, 10 budget_set). Both sets of twelve were
+ * taken from the original operations (one of each op % 12) because no
+ * input of corpus/ or regressions/ used any of them as an opcode, so every
+ * stored input still decodes to the same calls: checked by building with
+ * -DMEMPIPE_FUZZ_TRACE (one line per operation: offset, opcode, call,
+ * bytes taken) and comparing the traces of all stored inputs before and
+ * after (for issue 11: the same 22,938 operations of the 68 inputs). An
+ * input found since that used them decodes differently now. Every value is
+ * in use again: a new operation must take values the same way, or share
+ * an opcode through a selector byte.
  *
  * Build: fuzz/build.sh (clang -fsanitize=fuzzer,address,undefined).
  */
@@ -97,6 +108,24 @@ struct mpipe {
     int rd, wr;    /* stored waker: counter index, or -1 */
     uint64_t wpos; /* bytes ever written: the data of the next write */
     uint64_t rpos; /* bytes ever read (not discarded): R57's drain */
+    /* Issue 11 (R62-R66). taken: bytes ever taken from the FIFO, read or
+     * discarded (the ring's read position). */
+    uint64_t taken;
+    size_t rlowat, wlowat; /* R65's marks, 1 by default */
+    /* What the stored reader's waker waits for (R65): wpos reaching rwant,
+     * from the len of the call that stored it (SIZE_MAX: readiness) and,
+     * for a peek's, a byte past the examined ones (R64). The writer's:
+     * wneed bytes free, from wlen (the bytes its call still had). */
+    uint64_t rwant;
+    size_t rlen, wneed, wlen;
+    int rpeek;
+    size_t rsv; /* the open reservation's bytes (R62), 0 none */
+    struct iovec rsv_iov[2];
+    int rsv_n;
+    size_t peeked; /* the open peek's bytes (R63), 0 none */
+    struct iovec pk_iov[2];
+    int pk_n;
+    uint64_t rexam; /* the examined position (R64) */
 };
 
 /* One direction of an end's injected faults (R48); 0 read, 1 write. */
@@ -158,6 +187,64 @@ static void model_wake(int *slot)
     *slot = -1;
 }
 
+static size_t min_sz(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* R65: the stored reader's target, from its call's len and the mark now
+ * (also when the mark changes under it); a peek's also past the examined
+ * bytes (R64). Positions are the ring's: taken is its read position. */
+static void model_reader_target(struct mpipe *p)
+{
+    p->rwant = p->taken + min_sz(p->rlen, p->rlowat);
+    if (p->rpeek && p->rwant < p->rexam + 1)
+        p->rwant = p->rexam + 1;
+}
+
+/* A pending read call of len bytes (peek: 1 for a peek) stores waker wi. */
+static void model_reader_waits(struct mpipe *p, int wi, size_t len, int peek)
+{
+    if (wi < 0)
+        return; /* nothing stored: whatever was stays, with its target */
+    p->rd = wi;
+    p->rlen = len;
+    p->rpeek = peek;
+    model_reader_target(p);
+}
+
+/* A pending write call with len bytes left stores waker wi. */
+static void model_writer_waits(struct mpipe *p, int wi, size_t len)
+{
+    if (wi < 0)
+        return;
+    p->wr = wi;
+    p->wlen = len;
+    p->wneed = min_sz(len, p->wlowat);
+}
+
+/* A progress point for the reader's waker (bytes published, a new read
+ * mark): called only if closed or its target reached; else it stays. */
+static void model_progress_reader(struct mpipe *p)
+{
+    if (p->wclosed || p->rclosed || p->wpos >= p->rwant)
+        model_wake(&p->rd);
+}
+
+/* The same for the writer's (bytes taken, a new write mark). */
+static void model_progress_writer(struct mpipe *p)
+{
+    if (p->wclosed || p->rclosed || p->cap - L(p) >= p->wneed)
+        model_wake(&p->wr);
+}
+
+/* Every byte buffered leaves the FIFO unread (a reset, a read close). */
+static void fifo_drop(struct mpipe *p)
+{
+    p->taken += L(p);
+    p->head = p->tail;
+}
+
 static void check_wakers(void)
 {
     for (int i = 0; i < NWAKERS; i++)
@@ -204,6 +291,7 @@ static void model_pipe_init(int i, size_t cap)
     memset(&P[i], 0, sizeof P[i]);
     P[i].cap = cap;
     P[i].rd = P[i].wr = -1;
+    P[i].rlowat = P[i].wlowat = 1;
 }
 
 /* Makes the pipe of end e's kind, if all its ends are closed. */
@@ -259,7 +347,7 @@ static void model_reset(int i)
     P[i].wclosed = 1;
     P[i].reset = 1;
     P[i].rerr = -ECONNRESET;
-    P[i].head = P[i].tail;
+    fifo_drop(&P[i]);
     model_wake(&P[i].rd);
     model_wake(&P[i].wr);
 }
@@ -272,7 +360,7 @@ static void model_close_read(int i, int werr)
         p->werr = werr;
     p->rclosed = 1;
     model_wake(&p->wr); /* R19, R20 */
-    p->head = p->tail;  /* R21: unread bytes discarded */
+    fifo_drop(p);       /* R21: unread bytes discarded */
 }
 
 /* ---- the fault model (R48; hook.c's steps 2 and 3) --------------------- */
@@ -310,10 +398,38 @@ static int model_would_wait(int e, int dir)
 }
 
 /*
+ * The cooperative budget (coop.c): the model's copy of this thread's
+ * mempipe__budget (0 unlimited, else 1 + the calls that may complete), and
+ * whether the call running now is counted, so spends one unit unless it
+ * ends pending. Set by the operation that sets it; the copy calls with
+ * bytes to move and the reserve and peek calls meet it (hook.c).
+ */
+static unsigned budget;
+static int spend_due;
+
+/* A call that ran (was not decided by a fault or a yield) spends. */
+static void model_spend(ssize_t n)
+{
+    if (spend_due && n != -EAGAIN && budget > 1)
+        budget--;
+    spend_due = 0;
+}
+
+/* A yield: waker wi called at once, not stored (coop.c). */
+static int model_yield(int wi, ssize_t *r)
+{
+    if (wi >= 0)
+        expected[wi]++;
+    *r = -EAGAIN;
+    return 1;
+}
+
+/*
  * The faults of a call of *len bytes by open end e in direction dir. Returns
- * 1 when a fault decides the call (its result in *r: an injected pending,
- * which calls waker wi at once, or fail_err), else 0 with *len cut to the
- * call's cap. Zero-length calls are never touched (R8, R14).
+ * 1 when a fault or the budget decides the call (its result in *r: an
+ * injected pending or a yield, which calls waker wi at once, or fail_err),
+ * else 0 with *len cut to the call's cap. Zero-length calls are never
+ * touched (R8, R14), nor blocking ones by the budget.
  */
 static int model_faults(int e, int dir, int blocking, size_t *len, int wi,
                         ssize_t *r)
@@ -323,12 +439,10 @@ static int model_faults(int e, int dir, int blocking, size_t *len, int wi,
     if (*len == 0)
         return 0;
     if (m->pending_every != 0 && !blocking &&
-        ++m->polls % m->pending_every == 0) {
-        if (wi >= 0)
-            expected[wi]++; /* called, not stored */
-        *r = -EAGAIN;
-        return 1;
-    }
+        ++m->polls % m->pending_every == 0)
+        return model_yield(wi, r); /* called, not stored */
+    if (budget == 1 && !blocking)
+        return model_yield(wi, r); /* exhausted */
     if (d->fail_at != 0 && !model_would_wait(e, dir) &&
         ++d->counted >= d->fail_at) {
         *r = m->fail_err; /* changes nothing */
@@ -337,6 +451,29 @@ static int model_faults(int e, int dir, int blocking, size_t *len, int wi,
     size_t cap = model_cap(d);
     if (cap < *len)
         *len = cap;
+    spend_due = budget != 0 && !blocking;
+    return 0;
+}
+
+/*
+ * The same for a reserve (dir 1) or a peek (dir 0), hook.c's zc_begin:
+ * counted whatever its length, and the cap goes to *max (SIZE_MAX: none).
+ */
+static int model_zc_faults(int e, int dir, int wi, size_t *max, ssize_t *r)
+{
+    struct mend *m = &E[e];
+    struct mdir *d = &m->f[dir];
+    if (m->pending_every != 0 && ++m->polls % m->pending_every == 0)
+        return model_yield(wi, r);
+    if (budget == 1)
+        return model_yield(wi, r);
+    if (d->fail_at != 0 && !model_would_wait(e, dir) &&
+        ++d->counted >= d->fail_at) {
+        *r = m->fail_err;
+        return 1;
+    }
+    *max = model_cap(d);
+    spend_due = budget != 0;
     return 0;
 }
 
@@ -382,6 +519,8 @@ static ssize_t model_read(int e, size_t len, int blocking, int wi,
         return fr;
     if (len == 0) /* R8 */
         return 0;
+    if (p->peeked != 0) /* R66: a copy read while a peek is open */
+        return -EBUSY;
     if (p->rshut) /* R56: EOF, whatever the writer did (a reset too) */
         return 0;
     if (p->reset) /* R38: every read, the bytes gone */
@@ -390,22 +529,40 @@ static ssize_t model_read(int e, size_t len, int blocking, int wi,
         size_t k = L(p) < len ? L(p) : len;
         memcpy(want, p->q + p->head, k);
         p->head += k;
+        p->taken += k;
         p->rpos += k;
-        model_wake(&p->wr); /* R7 */
+        model_progress_writer(p); /* R7, R65 */
         return (ssize_t)k;
     }
     if (p->wclosed) /* R5; R37: the writer's error instead */
         return p->rerr;
-    if (wi >= 0) /* R6; R23: replaces the old one */
-        p->rd = wi;
+    model_reader_waits(p, wi, len, 0); /* R6; R23: replaces the old one */
     return -EAGAIN;
 }
 
-/* Whether a read of len bytes on open end e would wait (nothing to read
- * and nothing to report), so that a blocking one would block. */
+/*
+ * Whether the read mark makes a blocking read of len bytes on open end e
+ * with a timeout other than 0 wait first (block.c's read_some: for
+ * min(len, mark) bytes, or a close, before its first round).
+ */
+static int model_mark_waits(int e, size_t len)
+{
+    const struct mpipe *p = &P[E[e].rx];
+    size_t need = min_sz(len, p->rlowat);
+    return p->rlowat > 1 && len > 1 && !p->wclosed && !p->rclosed &&
+           L(p) < need;
+}
+
+/* Whether a blocking read of len bytes on open end e would wait (nothing
+ * to read and nothing to report, or the mark not met), so block. With a
+ * peek open its round is -EBUSY at once (R66), after the mark's wait. */
 static int model_read_waits(int e, size_t len)
 {
-    return len > 0 && model_would_wait(e, 0);
+    if (len == 0)
+        return 0;
+    if (model_mark_waits(e, len))
+        return 1;
+    return P[E[e].rx].peeked == 0 && model_would_wait(e, 0);
 }
 
 /* Compares a call's result and bytes with the model's. */
@@ -452,7 +609,9 @@ static void op_read(struct in *in, int blocking)
         return; /* would block forever in a single thread */
     ssize_t r =
         blocking ? mempipe_read(h, b, len) : mempipe_poll_read(h, b, len, w);
-    expect_read(model_read(e, len, blocking, wi, want_buf), r, want_buf, b);
+    ssize_t want = model_read(e, len, blocking, wi, want_buf);
+    model_spend(want);
+    expect_read(want, r, want_buf, b);
 }
 
 /* Expected result of a write of len bytes on open end e (len already cut
@@ -461,6 +620,8 @@ static void op_read(struct in *in, int blocking)
 static ssize_t model_write(int e, size_t len, int wi, const unsigned char *b)
 {
     struct mpipe *p = &P[E[e].tx];
+    if (p->rsv != 0) /* R66: before anything else, len 0 and closes too */
+        return -EBUSY;
     if (p->rclosed && !p->wclosed && p->werr != 0)
         return p->werr; /* R37, R38: the reader's error, unless shut down */
     if (p->wclosed || p->rclosed)
@@ -468,17 +629,24 @@ static ssize_t model_write(int e, size_t len, int wi, const unsigned char *b)
     if (len == 0)
         return 0; /* R14 */
     if (L(p) == p->cap) {
-        if (wi >= 0)
-            p->wr = wi;
+        model_writer_waits(p, wi, len);
         return -EAGAIN; /* R11 */
     }
     size_t k = len < p->cap - L(p) ? len : p->cap - L(p);
     fifo_push(p, b, k);
     p->wpos += k;
-    model_wake(&p->rd); /* R13 */
-    if (k < len && wi >= 0)
-        p->wr = wi; /* R54: cut short by the full pipe, the waker stays */
+    model_progress_reader(p); /* R13, R65 */
+    if (k < len) /* R54: cut short by the full pipe, the waker stays */
+        model_writer_waits(p, wi, len - k);
     return (ssize_t)k;
+}
+
+/* Whether a blocking write of len bytes by open end e could wait: not
+ * while a reservation is open (-EBUSY at once, R66). */
+static int model_write_waits(int e, size_t len)
+{
+    const struct mpipe *p = &P[E[e].tx];
+    return p->rsv == 0 && !p->wclosed && !p->rclosed && len > p->cap - L(p);
 }
 
 static void op_write(struct in *in, int mode) /* 0 poll, 1 blocking */
@@ -507,7 +675,7 @@ static void op_write(struct in *in, int mode) /* 0 poll, 1 blocking */
         return;
     }
     struct mpipe *p = &P[E[e].tx];
-    if (mode && !p->wclosed && !p->rclosed && len > p->cap - L(p))
+    if (mode && model_write_waits(e, len))
         return; /* a blocking write that cannot complete at once */
     fill(buf, len, p->wpos, E[e].tx);
     ssize_t r = mode ? mempipe_write(h, null_buf ? NULL : buf, len)
@@ -532,6 +700,7 @@ static void op_write(struct in *in, int mode) /* 0 poll, 1 blocking */
         size_t k = len;
         if (!model_faults(e, 1, 0, &k, wi, &want))
             want = model_write(e, k, wi, buf);
+        model_spend(want);
     }
     EXPECT_RC(want, r);
 }
@@ -619,6 +788,7 @@ static void op_writev(struct in *in)
     ssize_t want;
     if (!model_faults(e, 1, 0, &total, wi, &want))
         want = model_write(e, total, wi, data); /* R15 */
+    model_spend(want);
     EXPECT_RC(want, r);
 }
 
@@ -668,11 +838,16 @@ static void model_close(int e, int err, int reset)
         reset = 1;
     if (reset)
         err = -ECONNRESET;
-    /* R22: this end's wakers are dropped, never called. */
-    if (m->rx >= 0)
+    /* R22: this end's wakers are dropped, never called; its open
+     * reservation and peek end with it. */
+    if (m->rx >= 0) {
         P[m->rx].rd = -1;
-    if (m->tx >= 0)
+        P[m->rx].peeked = 0;
+    }
+    if (m->tx >= 0) {
         P[m->tx].wr = -1;
+        P[m->tx].rsv = 0;
+    }
     if (m->tx >= 0 && reset)
         model_reset(m->tx);
     else if (m->tx >= 0)
@@ -1040,9 +1215,18 @@ static void op_poll_readv(struct in *in, int blocking)
             want = r == 0 && s.total == 0 ? 0 : -EBADF;
         else
             want = model_read(e, s.total, blocking, wi, want_buf); /* R52 */
+        model_spend(want);
         EXPECT_RC(want, r);
         check_scatter(&s, want > 0 ? (size_t)want : 0);
     } /* else a blocking readv that would block for ever */
+}
+
+/* R55 with R65: readiness from the mark's worth, or a close. */
+static int model_ready(const struct mpipe *p, int wr)
+{
+    if (p->wclosed || p->rclosed)
+        return 1;
+    return wr ? p->cap - L(p) >= p->wlowat : L(p) >= p->rlowat;
 }
 
 static void op_poll_ready(struct in *in, int wr)
@@ -1066,11 +1250,13 @@ static void op_poll_ready(struct in *in, int wr)
     }
     /* R55: no fault, no byte; ready when the call would not wait. */
     struct mpipe *p = &P[pi];
-    int ready = wr ? p->wclosed || p->rclosed || L(p) < p->cap
-                   : L(p) > 0 || p->wclosed || p->rclosed;
-    EXPECT_RC(ready ? 1 : -EAGAIN, r);
-    if (!ready && wi >= 0)
-        *(wr ? &p->wr : &p->rd) = wi; /* as a pending call stores it */
+    EXPECT_RC(model_ready(p, wr) ? 1 : -EAGAIN, r);
+    if (model_ready(p, wr))
+        return;
+    if (wr) /* as a pending call stores it, for the mark's worth (R65) */
+        model_writer_waits(p, wi, SIZE_MAX);
+    else
+        model_reader_waits(p, wi, SIZE_MAX, 0);
 }
 
 static void op_shutdown_read(struct in *in)
@@ -1094,7 +1280,7 @@ static void op_shutdown_read(struct in *in)
     struct mpipe *p = &P[E[e].rx];
     p->rshut = 1;
     p->rclosed = 1;
-    p->head = p->tail;
+    fifo_drop(p);
     model_wake(&p->rd);
     model_wake(&p->wr);
 }
@@ -1165,12 +1351,25 @@ static void op_read_timeout(struct in *in)
     if (!bufcall_arg(in, &c, 0, 1))
         return;
     int e = c.e;
-    if (model_read_waits(e, c.len) && c.t != 0 && !may_wait(e, 0, c.t))
+    if (c.t != 0 && model_read_waits(e, c.len) && !may_wait(e, 0, c.t))
         return;
+    /* Timeout 0 makes no mark wait (no waker: two rounds, below). */
+    int marked = c.t != 0 && model_mark_waits(e, c.len);
     ssize_t r = c.call(&c);
+    ssize_t want;
+    if (marked) {
+        /* R65: it parked for the mark's worth (its waker replaced the one
+         * stored), and after the deadline made its one round. */
+        P[E[e].rx].rd = -1;
+        want = model_read(e, c.len, 1, -1, want_buf);
+        if (want == -EAGAIN)
+            want = -ETIMEDOUT;
+        expect_read(want, r, want_buf, c.b);
+        return;
+    }
     /* block.c's read_some: one round, and after the deadline one more
      * without a waker (each meets the faults: a cap drawn), then R51. */
-    ssize_t want = model_read(e, c.len, 1, -1, want_buf);
+    want = model_read(e, c.len, 1, -1, want_buf);
     if (want == -EAGAIN) {
         want = model_read(e, c.len, 1, -1, want_buf);
         if (want == -EAGAIN)
@@ -1237,13 +1436,6 @@ static ssize_t model_write_all(int e, const struct iovec *iov, int iovcnt,
     return done > 0 ? (ssize_t)done : rc;
 }
 
-/* Whether a blocking write of len bytes by open end e could wait. */
-static int model_write_waits(int e, size_t len)
-{
-    const struct mpipe *p = &P[E[e].tx];
-    return !p->wclosed && !p->rclosed && len > p->cap - L(p);
-}
-
 static void op_write_timeout(struct in *in)
 {
     cur_op = "mempipe_write_timeout";
@@ -1302,7 +1494,8 @@ static void op_read_full(struct in *in)
     int e = c.e;
     size_t len = c.len;
     const struct mpipe *p = &P[E[e].rx];
-    if (len > L(p) && !p->wclosed && !p->rclosed)
+    if (p->peeked != 0 ? model_read_waits(e, len)
+                       : len > L(p) && !p->wclosed && !p->rclosed)
         return; /* would wait for bytes nobody writes */
     ssize_t r = c.call(&c);
     /* R53: rounds until len, EOF or an error; the count, else the 0 or
@@ -1368,7 +1561,15 @@ static void check_state(void)
         EXPECT_RC(wr, mempipe_writable(m->h));
         EXPECT_RC(un, mempipe_unread(m->h));
         EXPECT_RC(P[m->tx >= 0 ? m->tx : m->rx].cap, mempipe_capacity(m->h));
+        /* R55 with R65: readiness follows the marks; no waker, no change. */
+        if (m->rx >= 0)
+            EXPECT_RC(model_ready(&P[m->rx], 0) ? 1 : -EAGAIN,
+                      mempipe_poll_readable(m->h, NULL));
+        if (m->tx >= 0)
+            EXPECT_RC(model_ready(&P[m->tx], 1) ? 1 : -EAGAIN,
+                      mempipe_poll_writable(m->h, NULL));
     }
+    EXPECT_RC(budget == 0 ? UINT_MAX : budget - 1, mempipe_budget_left());
 }
 
 static void op_poll_readv1(struct in *in)
@@ -1391,6 +1592,432 @@ static void op_poll_writable(struct in *in)
     op_poll_ready(in, 1);
 }
 
+/* ---- the zero-copy windows and marks of issue 11 (R62-R66) --------------- */
+
+/*
+ * What is modelled of them, exactly, in every state and on every end kind:
+ *   mempipe_write_reserve: the spans (1 or 2, none empty) and their total:
+ *     min(want, room, the injected cap), exactly when that fits one segment
+ *     (ring.c: min(capacity, 64 KiB)), else at least a segment's worth; the
+ *     model's bytes are written into the spans just before the commit (so
+ *     ASan sees them still writable then, whatever happened since);
+ *   mempipe_write_commit of all, a prefix, none, or too many (R66);
+ *   mempipe_read_peek: the spans' bytes against the model's FIFO (one span
+ *     shows exactly min(L, cap); two at most that), checked again before
+ *     every consume (R63: still readable, also across the writer's abort),
+ *     the examined wait (R64), EOF and the close errors;
+ *   mempipe_read_consume and _consume_examined, every misuse (R66);
+ *   -EBUSY for every copy call during an open reservation or peek (R66);
+ *   the marks (R65): each stored waker's target (wpos reaching
+ *     taken + min(mark, its call's len), a peek's also past the examined
+ *     bytes; min(mark, the bytes its call still had) free for a writer's),
+ *     asked at each progress point; a new mark re-targets a stored waker
+ *     and wakes it if met; readiness from the mark's worth (poll_readable
+ *     and _writable after every call, in check_state; mempipe_wait_readable
+ *     and _writable with timeout 0, 1 ms once per input, or where ready);
+ *     the blocking reads' wait for the mark (model_mark_waits);
+ *   the features: caps, drawn caps, fail_at and pending_every on reserve
+ *     and peek (hook.c's zc_begin), and the cooperative budget
+ *     (mempipe_budget_set: a yield, the spends) on them and on every poll
+ *     call, checked with mempipe_budget_left after every call.
+ * Not checked: statistics and taps (as elsewhere).
+ */
+
+#define MAX_SEG 65536 /* ring.c's largest segment */
+
+static unsigned char zc_buf[2 * MAX_SEG];
+static unsigned char pk_img[NP][2 * MAX_SEG]; /* the bytes each peek shows */
+
+/* The spans a reserve or a peek returned: n of them (1 or 2), none empty;
+ * their total. */
+static size_t check_spans(const struct iovec *iov, int n)
+{
+    if (n != 1 && n != 2)
+        FAIL("returned %d, want 1 or 2 spans", n);
+    size_t t = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_base == NULL || iov[i].iov_len == 0)
+            FAIL("span %d of %d is empty", i, n);
+        t += iov[i].iov_len;
+    }
+    return t;
+}
+
+/* The spans hold img's bytes, in order. */
+static void check_span_bytes(const struct iovec *iov, int n,
+                             const unsigned char *img)
+{
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (memcmp(iov[i].iov_base, img + off, iov[i].iov_len) != 0)
+            FAIL("span %d holds other bytes than the model's", i);
+        off += iov[i].iov_len;
+    }
+}
+
+/* Copies len bytes of img into the spans, in order. */
+static void fill_spans(const struct iovec *iov, int n, const unsigned char *img,
+                       size_t len)
+{
+    for (int i = 0; i < n && len > 0; i++) {
+        size_t k = min_sz(iov[i].iov_len, len);
+        memcpy(iov[i].iov_base, img, k);
+        img += k;
+        len -= k;
+    }
+}
+
+static void op_reserve(struct in *in)
+{
+    cur_op = "mempipe_write_reserve";
+    int e = end_arg(in);
+    size_t want = len_arg(in);
+    uint8_t how = u8(in);
+    int wi, bad;
+    const mempipe_waker *w = waker_arg_bad(in, &wi, &bad);
+    if (how % 8 == 0) /* more than a segment */
+        want = how & 8 ? SIZE_MAX : 3 * MAX_SEG / 2;
+    int null_iov = (how >> 4) % 8 == 0;
+    if (e == -2)
+        return;
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    struct iovec iov[2] = {{NULL, 0}, {NULL, 0}};
+    int r = mempipe_write_reserve(h, want, null_iov ? NULL : iov, w);
+    if (e < 0 || null_iov || want == 0 || bad) {
+        EXPECT_RC(-EINVAL, r); /* R66: nothing reserved, nothing stored */
+        return;
+    }
+    if (E[e].tx < 0) {
+        EXPECT_RC(-EBADF, r);
+        return;
+    }
+    struct mpipe *p = &P[E[e].tx];
+    ssize_t rc;
+    size_t max;
+    if (model_zc_faults(e, 1, wi, &max, &rc)) {
+        EXPECT_RC(rc, r);
+        return;
+    }
+    size_t ask = min_sz(want, max);
+    if (p->rsv != 0)
+        rc = -EINVAL; /* R66: a second reserve */
+    else if (p->rclosed && !p->wclosed && p->werr != 0)
+        rc = p->werr; /* R62 as a write: R37, R38 */
+    else if (p->wclosed || p->rclosed)
+        rc = -EPIPE;
+    else if (L(p) == p->cap) {
+        model_writer_waits(p, wi, ask); /* as a pending write */
+        rc = -EAGAIN;
+    } else
+        rc = 1; /* spans: checked below */
+    model_spend(rc);
+    if (rc != 1) {
+        EXPECT_RC(rc, r);
+        return;
+    }
+    size_t t = check_spans(iov, r);
+    size_t take = min_sz(ask, p->cap - L(p));
+    size_t least = min_sz(take, min_sz(p->cap, MAX_SEG));
+    if (t > take || t < least)
+        FAIL("reserved %zu bytes, want %zu (at least %zu)", t, take, least);
+    p->rsv = t;
+    memcpy(p->rsv_iov, iov, sizeof iov);
+    p->rsv_n = r;
+}
+
+/* R30 for end e's call that returned r: a NULL end (e -1) is -EINVAL, an
+ * end without a pipe that way (none) -EBADF. Returns 1 if so. */
+static int bad_end(int e, int none, int r)
+{
+    if (e >= 0 && !none)
+        return 0;
+    EXPECT_RC(e < 0 ? -EINVAL : -EBADF, r);
+    return 1;
+}
+
+/* A count of the held bytes (reserved, shown) by how % 4: all, a prefix
+ * (by x), more than held (-EINVAL), none. */
+static size_t count_arg(uint8_t how, uint16_t x, size_t held)
+{
+    switch (how % 4) {
+    case 0:
+        return held;
+    case 1:
+        return x % (held + 1);
+    case 2:
+        return x & 1 ? SIZE_MAX : held + 1 + x % 4;
+    default:
+        return 0;
+    }
+}
+
+static void op_commit(struct in *in)
+{
+    cur_op = "mempipe_write_commit";
+    int e = end_arg(in);
+    uint8_t how = u8(in);
+    uint16_t x = u16(in);
+    if (e == -2)
+        return;
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    struct mpipe *p = e >= 0 && E[e].tx >= 0 ? &P[E[e].tx] : NULL;
+    size_t rsv = p != NULL ? p->rsv : 0;
+    size_t n = count_arg(how, x, rsv);
+    /* The stream's next bytes go into the spans now: they must still be
+     * writable (ASan), whatever happened since the reserve. */
+    if (rsv > 0) {
+        fill(zc_buf, rsv, p->wpos, E[e].tx);
+        fill_spans(p->rsv_iov, p->rsv_n, zc_buf, rsv);
+    }
+    int r = mempipe_write_commit(h, n);
+    if (bad_end(e, p == NULL, r))
+        return;
+    if (rsv == 0 || n > rsv) {
+        EXPECT_RC(-EINVAL, r); /* R66: the reservation stays open */
+        return;
+    }
+    p->rsv = 0; /* over, whatever the outcome */
+    if (p->rclosed && !p->wclosed && p->werr != 0) {
+        EXPECT_RC(p->werr, r); /* R62: nothing published */
+        return;
+    }
+    if (p->wclosed || p->rclosed) {
+        EXPECT_RC(-EPIPE, r);
+        return;
+    }
+    EXPECT_RC(0, r);
+    fifo_push(p, zc_buf, n);
+    p->wpos += n;
+    if (n > 0)
+        model_progress_reader(p); /* R62: as a write */
+}
+
+static void op_peek(struct in *in)
+{
+    cur_op = "mempipe_read_peek";
+    int e = end_arg(in);
+    uint8_t how = u8(in);
+    int wi, bad;
+    const mempipe_waker *w = waker_arg_bad(in, &wi, &bad);
+    int null_iov = how % 8 == 0;
+    if (e == -2)
+        return;
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    struct iovec iov[2] = {{NULL, 0}, {NULL, 0}};
+    int r = mempipe_read_peek(h, null_iov ? NULL : iov, w);
+    if (e < 0 || null_iov || bad) {
+        EXPECT_RC(-EINVAL, r);
+        return;
+    }
+    if (E[e].rx < 0) {
+        EXPECT_RC(-EBADF, r);
+        return;
+    }
+    int pi = E[e].rx;
+    struct mpipe *p = &P[pi];
+    ssize_t rc;
+    size_t max;
+    if (model_zc_faults(e, 0, wi, &max, &rc)) {
+        EXPECT_RC(rc, r);
+        return;
+    }
+    /* R63 as a read (R56, R38, R5, R37), and R64: while no byte came past
+     * the examined ones, pending, unless the writer has closed. An open
+     * peek stays open through all of these. */
+    if (p->rshut)
+        rc = 0;
+    else if (p->reset)
+        rc = -ECONNRESET;
+    else if ((p->wclosed || p->wpos > p->rexam) && L(p) > 0)
+        rc = 1; /* spans: checked below */
+    else if (p->wclosed)
+        rc = p->rerr;
+    else {
+        model_reader_waits(p, wi, max, 1);
+        rc = -EAGAIN;
+    }
+    model_spend(rc);
+    if (rc != 1) {
+        EXPECT_RC(rc, r);
+        return;
+    }
+    size_t t = check_spans(iov, r);
+    size_t avail = min_sz(L(p), max);
+    if (t > avail || (r == 1 && t != avail))
+        FAIL("peek shows %zu bytes in %d spans, want %s%zu", t, r,
+             r == 1 ? "" : "at most ", avail);
+    memcpy(pk_img[pi], p->q + p->head, t);
+    check_span_bytes(iov, r, pk_img[pi]);
+    p->peeked = t;
+    memcpy(p->pk_iov, iov, sizeof iov);
+    p->pk_n = r;
+}
+
+static void op_consume(struct in *in)
+{
+    int e = end_arg(in);
+    uint8_t how = u8(in);
+    uint16_t x = u16(in);
+    uint8_t y = u8(in);
+    int examined = how % 8 >= 4;
+    cur_op =
+        examined ? "mempipe_read_consume_examined" : "mempipe_read_consume";
+    if (e == -2)
+        return;
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    struct mpipe *p = e >= 0 && E[e].rx >= 0 ? &P[E[e].rx] : NULL;
+    size_t pk = p != NULL ? p->peeked : 0;
+    size_t c = count_arg(how, x, pk), xm = c;
+    switch (how % 8) {
+    case 4: /* consumed <= examined <= shown */
+        c = x % (pk + 1);
+        xm = c + y % (pk - c + 1);
+        break;
+    case 5: /* none consumed, all examined: "need more" */
+        c = 0;
+        xm = pk;
+        break;
+    case 6: /* consumed > examined: -EINVAL */
+        c = 1 + x % (pk + 1);
+        xm = c - 1 - y % c;
+        break;
+    case 7: /* examined > shown: -EINVAL */
+        c = x % (pk + 1);
+        xm = pk + 1 + y % 4;
+        break;
+    default:
+        break;
+    }
+    /* R63: the spans still show the bytes they showed, whatever the
+     * writer did since (its abort included). */
+    if (pk > 0)
+        check_span_bytes(p->pk_iov, p->pk_n, pk_img[E[e].rx]);
+    int r = examined ? mempipe_read_consume_examined(h, c, xm)
+                     : mempipe_read_consume(h, c);
+    if (bad_end(e, p == NULL, r))
+        return;
+    if (pk == 0 || c > xm || xm > pk) {
+        EXPECT_RC(-EINVAL, r); /* R66: the peek stays open */
+        return;
+    }
+    EXPECT_RC(0, r);
+    p->peeked = 0;
+    p->rexam = p->taken + xm; /* R64 */
+    /* After a reset or a read-side shutdown the model holds no bytes;
+     * consumed after the latter they still count as read (R57's drain,
+     * as the ring's cut). */
+    if (!p->reset)
+        p->rpos += c;
+    if (!p->reset && !p->rshut) {
+        p->head += c;
+        p->taken += c;
+    }
+    if (c > 0)
+        model_progress_writer(p); /* R63: as a read */
+}
+
+static void op_set_lowat(struct in *in)
+{
+    int e = end_arg(in);
+    uint8_t how = u8(in);
+    uint16_t x = u16(in);
+    int wr = how & 1;
+    cur_op = wr ? "mempipe_set_write_lowat" : "mempipe_set_read_lowat";
+    if (e == -2)
+        return;
+    int pi = e < 0 ? -1 : wr ? E[e].tx : E[e].rx;
+    size_t cap = pi >= 0 ? P[pi].cap : 16;
+    size_t n;
+    switch ((how >> 1) % 8) {
+    case 0:
+        n = 0; /* -EINVAL */
+        break;
+    case 1:
+        n = 1;
+        break;
+    case 2:
+        n = 2 + x % 7;
+        break;
+    case 3:
+        n = cap / 2;
+        break;
+    case 4:
+        n = cap;
+        break;
+    case 5:
+        n = cap + 1; /* -EINVAL (0 for SIZE_MAX: too) */
+        break;
+    case 6:
+        n = 1 + x % cap;
+        break;
+    default:
+        n = (size_t)UINT32_MAX + (x & 1); /* above UINT32_MAX: -EINVAL */
+        break;
+    }
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    int r = wr ? mempipe_set_write_lowat(h, n) : mempipe_set_read_lowat(h, n);
+    if (bad_end(e, pi < 0, r))
+        return;
+    if (n == 0 || n > cap || n > UINT32_MAX) {
+        EXPECT_RC(-EINVAL, r); /* nothing changes */
+        return;
+    }
+    EXPECT_RC(0, r);
+    /* R65: a stored waker waits for the new mark's worth from now on, and
+     * is called at once if that is met already. */
+    struct mpipe *p = &P[pi];
+    if (wr) {
+        p->wlowat = n;
+        p->wneed = min_sz(p->wlen, n);
+        model_progress_writer(p);
+    } else {
+        p->rlowat = n;
+        model_reader_target(p);
+        model_progress_reader(p);
+    }
+}
+
+static void op_wait_ready(struct in *in)
+{
+    int e = end_arg(in);
+    int wr = u8(in) & 1;
+    int t = timeout_arg(in);
+    cur_op = wr ? "mempipe_wait_writable" : "mempipe_wait_readable";
+    if (e == -2)
+        return;
+    mempipe *h = e >= 0 ? E[e].h : NULL;
+    int pi = e < 0 ? -1 : wr ? E[e].tx : E[e].rx;
+    if (pi < 0) {
+        EXPECT_RC(e < 0 ? -EINVAL : -EBADF, wr ? mempipe_wait_writable(h, t)
+                                               : mempipe_wait_readable(h, t));
+        return;
+    }
+    /* R55 with R65: ready from the mark's worth; never a fault or budget. */
+    struct mpipe *p = &P[pi];
+    int ready = model_ready(p, wr);
+    if (!ready && t != 0 && !may_wait(e, -1, t))
+        return;
+    int r = wr ? mempipe_wait_writable(h, t) : mempipe_wait_readable(h, t);
+    EXPECT_RC(ready ? 1 : -ETIMEDOUT, r);
+    if (!ready && t != 0) /* it parked in the slot, then withdrew */
+        *(wr ? &p->wr : &p->rd) = -1;
+}
+
+static void op_budget(struct in *in)
+{
+    static const unsigned ops[] = {0, 1, 2, 3, 5, 8, UINT_MAX - 1, UINT_MAX};
+    cur_op = "mempipe_budget_set";
+    unsigned n = ops[u8(in) % 8];
+    mempipe_budget_set(n);
+    budget = n == 0 ? 0 : n == UINT_MAX ? UINT_MAX : n + 1; /* coop.c */
+}
+
+/* Opcodes 120-125 and 127-132: see the layout at the top. */
+static void (*const zc_ops[12])(struct in *) = {
+    op_reserve, op_commit, op_peek, op_consume, op_set_lowat, op_wait_ready,
+    op_reserve, op_commit, op_peek, op_consume, op_budget,    op_set_lowat,
+};
+
 /* Opcodes 145-156 (op - 145): see the layout at the top. */
 static void (*const socket_ops[12])(struct in *) = {
     op_poll_readv1,  op_poll_readable,   op_poll_writable, op_shutdown_read,
@@ -1401,6 +2028,10 @@ static void (*const socket_ops[12])(struct in *) = {
 /* Decodes and runs one operation (the layout at the top). */
 static void run_op(uint8_t op, struct in *in)
 {
+    if (op >= 120 && op <= 132 && op != 126) {
+        zc_ops[op < 126 ? op - 120 : op - 121](in);
+        return;
+    }
     if (op >= 145 && op <= 156) {
         socket_ops[op - 145](in);
         return;
@@ -1469,12 +2100,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int k = 0; k < 3; k++)
         make(k, caps[u8(&in) % (sizeof caps / sizeof caps[0])]);
     waits_left = 1;
+    mempipe_budget_set(0); /* this thread's: the last input may have set it */
+    budget = 0;
 
     for (int ops = 0; in.n > 0 && ops < 4096; ops++) {
+#ifdef MEMPIPE_FUZZ_TRACE
+        /* The decoding, one line per operation (fuzz/README.md): where it
+         * starts, its opcode, the call it made and the bytes it took. */
+        size_t at = size - in.n;
+        uint8_t op = u8(&in);
+        cur_op = "(none)";
+        run_op(op, &in);
+        fprintf(stderr, "trace %zu op %u %s +%zu\n", at, op, cur_op,
+                size - in.n - at);
+#else
         run_op(u8(&in), &in);
+#endif
         check_wakers();
         check_state();
     }
+    mempipe_budget_set(0);
+    budget = 0;
     /* Close everything: wakes as modelled, and LeakSanitizer checks that
      * the last close freed everything. */
     for (int e = 0; e < NENDS; e++) {

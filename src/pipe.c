@@ -68,24 +68,6 @@ static size_t min_sz(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-/*
- * Reader, before it stores its waker: the waker runs once need more bytes
- * are buffered than the read position (or on a close). Relaxed: the slot
- * store and the fence that follow order it before the writer's check.
- */
-static void reader_waits_for(struct mempipe__pipe *p, size_t need)
-{
-    size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
-    size_t want = need > SIZE_MAX - pos ? SIZE_MAX : pos + need;
-    atomic_store_explicit(&p->ring.rwant, want, memory_order_relaxed);
-}
-
-/* Writer, before it stores its waker: it runs once need bytes are free. */
-static void writer_waits_for(struct mempipe__pipe *p, size_t need)
-{
-    atomic_store_explicit(&p->ring.wneed, need, memory_order_relaxed);
-}
-
 static size_t rlowat(const struct mempipe__pipe *p)
 {
     return atomic_load_explicit(&p->ring.rlowat, memory_order_relaxed);
@@ -94,6 +76,49 @@ static size_t rlowat(const struct mempipe__pipe *p)
 static size_t wlowat(const struct mempipe__pipe *p)
 {
     return atomic_load_explicit(&p->ring.wlowat, memory_order_relaxed);
+}
+
+/*
+ * Reader: the stored waker's target from its call (rlen, rpeek) and the
+ * mark now: it runs once min(len, mark) more bytes are buffered than the
+ * read position, a peek's also once a byte came past the examined ones
+ * (R64), or on a close. Relaxed: the slot store (or, for a new mark, the
+ * fence) that follows orders it before the writer's check.
+ */
+static void reader_target(struct mempipe__pipe *p)
+{
+    size_t need = min_sz(p->ring.rlen, rlowat(p));
+    size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
+    size_t want = need > SIZE_MAX - pos ? SIZE_MAX : pos + need;
+    if (p->ring.rpeek) {
+        size_t ex = atomic_load_explicit(&p->ring.rexam, memory_order_relaxed);
+        if (want <= ex)
+            want = ex + 1;
+    }
+    atomic_store_explicit(&p->ring.rwant, want, memory_order_relaxed);
+}
+
+/* Reader, before it stores the waker of a call of len bytes (SIZE_MAX: a
+ * readiness call); peek: a peek's. */
+static void reader_waits_for(struct mempipe__pipe *p, size_t len, bool peek)
+{
+    p->ring.rlen = len;
+    p->ring.rpeek = peek;
+    reader_target(p);
+}
+
+/* Writer, before it stores its waker: it runs once need bytes are free. */
+static void writer_needs(struct mempipe__pipe *p, size_t need)
+{
+    atomic_store_explicit(&p->ring.wneed, need, memory_order_relaxed);
+}
+
+/* Writer, before it stores the waker of a call with len bytes left
+ * (SIZE_MAX: a readiness call): min(len, mark) free. */
+static void writer_waits_for(struct mempipe__pipe *p, size_t len)
+{
+    p->ring.wlen = len;
+    writer_needs(p, min_sz(len, wlowat(p)));
 }
 
 /* Free space now (any thread; a snapshot). */
@@ -156,8 +181,8 @@ ssize_t mempipe__pipe_readv(struct mempipe__pipe *p, const struct iovec *iov,
         if (eof < 0)
             continue; /* closed, but bytes arrived since our read */
         if (w == NULL || stored)
-            return -EAGAIN;                            /* R6 */
-        reader_waits_for(p, min_sz(total, rlowat(p))); /* R65 */
+            return -EAGAIN;                /* R6 */
+        reader_waits_for(p, total, false); /* R65 */
         mempipe__slot_store(&p->rd, w);
         stored = true;
         full_fence(); /* then re-check: the waiter's half of R25 */
@@ -244,7 +269,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
              * the reader's next read will see the waker (the pattern of
              * R25), so the writer hears of the next free space. Each round
              * writes a byte at least, so the loop ends. */
-            writer_waits_for(p, min_sz(total - done, wlowat(p))); /* R65 */
+            writer_waits_for(p, total - done); /* R65 */
             mempipe__slot_store(&p->wr, w);
             stored = true;
             full_fence();
@@ -255,8 +280,8 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
             break;
         }
         if (w == NULL || stored)
-            return -EAGAIN;                            /* R11 */
-        writer_waits_for(p, min_sz(total, wlowat(p))); /* R65 */
+            return -EAGAIN;         /* R11 */
+        writer_waits_for(p, total); /* R65 */
         mempipe__slot_store(&p->wr, w);
         stored = true;
         full_fence(); /* then re-check room and flags */
@@ -380,9 +405,9 @@ int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
             return -EAGAIN;
         /* The waiter's half of R25, as a pending read or write. */
         if (rd)
-            reader_waits_for(p, rlowat(p));
+            reader_waits_for(p, SIZE_MAX, false);
         else
-            writer_waits_for(p, wlowat(p));
+            writer_waits_for(p, SIZE_MAX);
         mempipe__slot_store(s, w);
         stored = true;
         full_fence();
@@ -403,7 +428,7 @@ int mempipe__pipe_poll_fill(struct mempipe__pipe *p, size_t need,
         }
         if (w == NULL || stored)
             return -EAGAIN;
-        reader_waits_for(p, need);
+        reader_waits_for(p, need, false); /* need is at most the mark */
         mempipe__slot_store(&p->rd, w);
         stored = true;
         full_fence();
@@ -445,7 +470,8 @@ int mempipe__pipe_poll_drained(struct mempipe__pipe *p, const mempipe_waker *w)
         /* The read that empties the pipe wakes the writer's slot (R7, R65:
          * all of it free), the reader's close too (R19): the pattern of R25
          * once more. */
-        writer_waits_for(p, p->ring.cap);
+        p->ring.wlen = p->ring.cap;
+        writer_needs(p, p->ring.cap); /* all of it, whatever the mark */
         mempipe__slot_store(&p->wr, w);
         stored = true;
         full_fence();
@@ -563,7 +589,7 @@ int mempipe__pipe_reserve(struct mempipe__pipe *p, size_t want,
         }
         if (w == NULL || stored)
             return -EAGAIN; /* full */
-        writer_waits_for(p, min_sz(want, wlowat(p)));
+        writer_waits_for(p, want);
         mempipe__slot_store(&p->wr, w);
         stored = true;
         full_fence(); /* then re-check room and flags */
@@ -575,6 +601,11 @@ ssize_t mempipe__pipe_commit(struct mempipe__pipe *p, size_t n)
     if (p->ring.rsv == 0 || n > p->ring.rsv)
         return -EINVAL; /* no reservation, or more than it holds */
     ptrdiff_t rc = mempipe__ring_commit(&p->ring, n);
+    /* Nothing to publish, so the ring did not look: a commit of 0 after a
+     * close fails too (R62; R14's zero-length write). Acquire: as below. */
+    if (n == 0 && (atomic_load_explicit(&p->flags, memory_order_acquire) &
+                   (MEMPIPE__WCLOSED | MEMPIPE__RCLOSED)) != 0)
+        rc = -EPIPE;
     if (rc == -EPIPE) {
         /* Closed meanwhile: the reservation is over, nothing published. */
         unsigned fl = atomic_load_explicit(&p->flags, memory_order_acquire);
@@ -628,11 +659,7 @@ int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2], size_t max,
         if (w == NULL || stored)
             return -EAGAIN;
         /* The target: the read mark's worth, and past what was examined. */
-        size_t need = min_sz(max, rlowat(p));
-        size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
-        size_t want = need > SIZE_MAX - pos ? SIZE_MAX : pos + need;
-        atomic_store_explicit(&p->ring.rwant, want > ex ? want : ex + 1,
-                              memory_order_relaxed);
+        reader_waits_for(p, max, true);
         mempipe__slot_store(&p->rd, w);
         stored = true;
         full_fence(); /* then re-check: the waiter's half of R25 */
@@ -664,18 +691,15 @@ int mempipe__pipe_set_lowat(struct mempipe__pipe *p, unsigned role, size_t n)
     bool rd = role == MEMPIPE__ROLE_READER;
     atomic_store_explicit(rd ? &p->ring.rlowat : &p->ring.wlowat, (unsigned)n,
                           memory_order_relaxed);
-    /* A waker this side has stored waits for the new mark from now on, and
-     * is woken at once if that is met already: the owner's own progress,
-     * which asks the gate again (and the fds, which follow the marks). */
-    if (rd) {
-        size_t pos = atomic_load_explicit(&p->ring.rpos, memory_order_relaxed);
-        size_t ex = atomic_load_explicit(&p->ring.rexam, memory_order_relaxed);
-        size_t want = n > SIZE_MAX - pos ? SIZE_MAX : pos + n;
-        atomic_store_explicit(&p->ring.rwant, want > ex ? want : ex + 1,
-                              memory_order_relaxed);
-    } else {
-        writer_waits_for(p, n);
-    }
+    /* A waker this side has stored waits for the new mark from now on, as
+     * the call that stored it would (min(n, its len); a peek's also past
+     * the examined bytes), and is woken at once if that is met already:
+     * the owner's own progress, which asks the gate again (and the fds,
+     * which follow the marks). */
+    if (rd)
+        reader_target(p);
+    else
+        writer_needs(p, min_sz(p->ring.wlen, n));
     full_fence();
     mempipe__pipe_progress(p, role);
     return 0;

@@ -105,6 +105,13 @@ struct mempipe__ring {
      */
     atomic_size_t rwant;
     atomic_size_t wneed;
+    /* The call each stored waker came from (R65): its len (SIZE_MAX for a
+     * readiness call) and, for the reader's, whether it was a peek's (which
+     * also waits past the examined bytes), so that a new mark re-targets
+     * it as that call would have. Each side's own, plain: only the thread
+     * of that role stores a waker or sets its mark. */
+    size_t rlen, wlen;
+    unsigned char rpeek;
     /* The low-water marks (R65), 1 and 1 by default: set by the reader and
      * the writer, read by any thread (readiness of the fds). At most
      * UINT32_MAX (mempipe_set_read_lowat checks). */

@@ -109,6 +109,28 @@ static void test_R62_two_spans_at_a_segment_boundary(void **s)
     mempipe_close(b);
 }
 
+/*
+ * A commit after the pipe closed is -EPIPE (or the reader's error) and ends
+ * the reservation, also a commit of 0 bytes (found by the fuzzer: 0 was
+ * returned for it).
+ */
+static void test_R62_commit_after_a_close_fails_also_for_0(void **s)
+{
+    (void)s;
+    mempipe *a, *b;
+    struct iovec iov[2];
+    assert_rc(0, mempipe_duplex(16, &a, &b));
+    assert_rc(1, mempipe_write_reserve(a, 4, iov, NULL));
+    assert_rc(0, mempipe_shutdown(a));
+    assert_rc(-EPIPE, mempipe_write_commit(a, 0));
+    assert_rc(-EINVAL, mempipe_write_commit(a, 0)); /* it is over */
+    assert_rc(1, mempipe_write_reserve(b, 4, iov, NULL));
+    assert_rc(0, mempipe_close_with_error(a, -EIO));
+    assert_rc(-EIO, mempipe_write_commit(b, 0));
+    assert_rc(-EINVAL, mempipe_write_commit(b, 0));
+    mempipe_close(b);
+}
+
 static void test_R62_full_pipe_stores_the_waker(void **s)
 {
     (void)s;
@@ -284,6 +306,55 @@ static void test_R65_read_mark_holds_back_wakers_not_reads(void **s)
     assert_rc(-EAGAIN, mempipe_poll_read(b, buf, sizeof buf, &w));
     assert_rc(0, mempipe_shutdown(a));
     assert_int_equal(4, tu_calls(&c));
+    mempipe_close(a);
+    mempipe_close(b);
+}
+
+/*
+ * A new mark re-targets a stored waker from its own call (R65): the waker of
+ * a 6-byte read waits for min(8, 6) bytes under a mark of 8, the waker of a
+ * 3-byte write for min(8, 3) free bytes, and a readiness waker ignores what
+ * a peek examined (found by the fuzzer: the re-target used the mark alone,
+ * and the examined position for every waker).
+ */
+static void test_R65_new_mark_keeps_each_wakers_call(void **s)
+{
+    (void)s;
+    mempipe *a, *b;
+    struct tu_counter c = {0};
+    mempipe_waker w = tu_counter_waker(&c);
+    char buf[16];
+    assert_rc(0, mempipe_duplex(16, &a, &b));
+    assert_rc(-EAGAIN, mempipe_poll_read(a, buf, 6, &w));
+    assert_rc(0, mempipe_set_read_lowat(a, 8));
+    assert_rc(5, mempipe_poll_write(b, "12345", 5, NULL));
+    assert_int_equal(0, tu_calls(&c)); /* 5 < min(8, 6) */
+    assert_rc(2, mempipe_poll_write(b, "67", 2, NULL));
+    assert_int_equal(1, tu_calls(&c)); /* 7 >= min(8, 6) */
+    mempipe_close(a);
+    mempipe_close(b);
+
+    assert_rc(0, mempipe_duplex(8, &a, &b));
+    assert_rc(8, mempipe_poll_write(a, "abcdefgh", 8, NULL));
+    assert_rc(-EAGAIN, mempipe_poll_write(a, "xyz", 3, &w));
+    assert_rc(0, mempipe_set_write_lowat(a, 8));
+    assert_rc(2, mempipe_poll_read(b, buf, 2, NULL));
+    assert_int_equal(1, tu_calls(&c)); /* 2 free < min(8, 3) */
+    assert_rc(1, mempipe_poll_read(b, buf, 1, NULL));
+    assert_int_equal(2, tu_calls(&c)); /* 3 free >= min(8, 3) */
+    mempipe_close(a);
+    mempipe_close(b);
+
+    assert_rc(0, mempipe_duplex(64, &a, &b));
+    assert_rc(0, mempipe_set_read_lowat(b, 20));
+    assert_rc(10, mempipe_poll_write(a, "0123456789", 10, NULL));
+    struct iovec iov[2];
+    assert_rc(1, mempipe_read_peek(b, iov, NULL));
+    assert_rc(0, mempipe_read_consume_examined(b, 0, 10));
+    assert_rc(-EAGAIN, mempipe_poll_readable(b, &w)); /* 10 < 20 */
+    assert_rc(0, mempipe_set_read_lowat(b, 5));
+    assert_int_equal(3, tu_calls(&c)); /* readable now: 10 >= 5 */
+    assert_rc(1, mempipe_poll_readable(b, NULL));
     mempipe_close(a);
     mempipe_close(b);
 }
@@ -672,6 +743,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_R62_reserve_commit_round_trip),
         cmocka_unit_test(test_R62_two_spans_at_a_segment_boundary),
+        cmocka_unit_test(test_R62_commit_after_a_close_fails_also_for_0),
         cmocka_unit_test(test_R62_full_pipe_stores_the_waker),
         cmocka_unit_test(test_R63_peek_consume_round_trip),
         cmocka_unit_test(test_R63_consume_wakes_the_parked_writer),
@@ -679,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_R64_examined_waits_for_new_bytes),
         cmocka_unit_test(test_R65_read_mark_holds_back_wakers_not_reads),
         cmocka_unit_test(test_R65_blocking_read_waits_for_the_mark),
+        cmocka_unit_test(test_R65_new_mark_keeps_each_wakers_call),
         cmocka_unit_test(test_R65_write_mark_is_hysteresis),
         cmocka_unit_test(test_R65_pollable_fds_honour_the_marks),
         cmocka_unit_test(
