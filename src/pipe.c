@@ -102,22 +102,28 @@ static void reader_target(struct mempipe__pipe *p)
  * readiness call); peek: a peek's. */
 static void reader_waits_for(struct mempipe__pipe *p, size_t len, bool peek)
 {
-    p->ring.rlen = len;
+    p->ring.rlen = (uint32_t)min_sz(len, UINT32_MAX); /* exact below a mark */
     p->ring.rpeek = peek;
     reader_target(p);
 }
 
-/* Writer, before it stores its waker: it runs once need bytes are free. */
+/*
+ * Writer, before it stores its waker: it runs once need bytes are free. At
+ * most UINT32_MAX: exact for every call under a mark; a drain of a pipe
+ * larger than that (need = the capacity) is woken early, and its re-check
+ * waits again.
+ */
 static void writer_needs(struct mempipe__pipe *p, size_t need)
 {
-    atomic_store_explicit(&p->ring.wneed, need, memory_order_relaxed);
+    atomic_store_explicit(&p->ring.wneed, (unsigned)min_sz(need, UINT32_MAX),
+                          memory_order_relaxed);
 }
 
 /* Writer, before it stores the waker of a call with len bytes left
  * (SIZE_MAX: a readiness call): min(len, mark) free. */
 static void writer_waits_for(struct mempipe__pipe *p, size_t len)
 {
-    p->ring.wlen = len;
+    p->ring.wlen = (uint32_t)min_sz(len, UINT32_MAX);
     writer_needs(p, min_sz(len, wlowat(p)));
 }
 
@@ -470,7 +476,7 @@ int mempipe__pipe_poll_drained(struct mempipe__pipe *p, const mempipe_waker *w)
         /* The read that empties the pipe wakes the writer's slot (R7, R65:
          * all of it free), the reader's close too (R19): the pattern of R25
          * once more. */
-        p->ring.wlen = p->ring.cap;
+        p->ring.wlen = (uint32_t)min_sz(p->ring.cap, UINT32_MAX);
         writer_needs(p, p->ring.cap); /* all of it, whatever the mark */
         mempipe__slot_store(&p->wr, w);
         stored = true;

@@ -55,7 +55,7 @@ void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
     atomic_init(&r->wlowat, 1);
     atomic_init(&r->rwant, 0);
     atomic_init(&r->wneed, 0);
-    r->rlen = r->wlen = SIZE_MAX;
+    r->rlen = r->wlen = UINT32_MAX;
     r->rpeek = 0;
     r->seg_size = max_seg(r) < MIN_SEG ? max_seg(r) : MIN_SEG;
     r->first = NULL;
@@ -383,8 +383,8 @@ ptrdiff_t mempipe__ring_reserve(struct mempipe__ring *r, size_t want,
             r->rsv_seg = s;
         }
     }
-    r->rsv = got;
-    r->wlimit = r->wnext; /* the fast path declines while it is open */
+    r->rsv = (uint32_t)got; /* two spans of one segment each at most */
+    r->wlimit = r->wnext;   /* the fast path declines while it is open */
     *spans = n;
     return (ptrdiff_t)got;
 }
@@ -453,7 +453,7 @@ size_t mempipe__ring_peek(struct mempipe__ring *r, struct iovec iov[2],
             avail = c + d;
         }
     }
-    r->peeked = avail;
+    r->peeked = (uint32_t)avail; /* two spans of one segment each at most */
     if (avail > 0) {
         /* While the peek is open the fast path declines: rend (and so
          * rlimit) is the read position, until the consume. */

@@ -58,12 +58,16 @@ struct mempipe__ring {
     uintptr_t wadj;
     struct mempipe__seg *tail; /* producer-owned */
     size_t rpos_seen;          /* producer's last view of rpos */
-    /* An open reservation (mempipe_write_reserve, R62): the bytes reserved
-     * from wnext (0: none), and the fresh segment of its second span, not
-     * yet linked (NULL: one span). While one is open, wlimit is wnext, so
-     * the fast path declines every write. */
-    size_t rsv;
+    /* An open reservation (mempipe_write_reserve, R62): the fresh segment
+     * of its second span, not yet linked (NULL: one span), and the bytes
+     * reserved from wnext (0: none; two spans of at most one segment each,
+     * so at most 128 KiB). While one is open, wlimit is wnext, so the fast
+     * path declines every write. */
     struct mempipe__seg *rsv_seg;
+    uint32_t rsv;
+    /* The len of the call whose waker the writer stored (R65), at most
+     * UINT32_MAX: it only matters below the write mark, which is no more. */
+    uint32_t wlen;
 
     /*
      * Consumer's cache line: written on every read. rlimit is the position
@@ -76,15 +80,18 @@ struct mempipe__ring {
     size_t rend;               /* stream position just past the head */
     struct mempipe__seg *head; /* consumer-owned */
     size_t wpos_seen;          /* consumer's last view of wpos, no bit */
-    /* An open peek (mempipe_read_peek, R63): the bytes it showed (0:
-     * none). While one is open, rend is rpos, so the fast path declines
-     * every read. */
-    size_t peeked;
     /* The position up to which the consumer examined the bytes
      * (mempipe_read_consume_examined, R64): a peek waits for bytes past
      * it. Written by the consumer before its waker's fence; the producer's
      * wake reads it (relaxed, ordered by the fences of R25). */
     atomic_size_t rexam;
+    /* An open peek (mempipe_read_peek, R63): the bytes it showed (0: none;
+     * two spans of at most one segment each). While one is open, rend is
+     * rpos, so the fast path declines every read. */
+    uint32_t peeked;
+    /* Whether the waker the reader stored is a peek's (R65: a new mark
+     * re-targets it past the examined bytes too). */
+    unsigned char rpeek;
 
     /* Shared, rarely written. */
     _Alignas(MEMPIPE__CACHELINE) _Atomic(struct mempipe__seg *) spare;
@@ -104,14 +111,14 @@ struct mempipe__ring {
      * rwant, the writer's once wneed bytes are free (or on a close).
      */
     atomic_size_t rwant;
-    atomic_size_t wneed;
-    /* The call each stored waker came from (R65): its len (SIZE_MAX for a
-     * readiness call) and, for the reader's, whether it was a peek's (which
-     * also waits past the examined bytes), so that a new mark re-targets
-     * it as that call would have. Each side's own, plain: only the thread
-     * of that role stores a waker or sets its mark. */
-    size_t rlen, wlen;
-    unsigned char rpeek;
+    atomic_uint wneed; /* min(wlen, the write mark): at most UINT32_MAX */
+    /* The call each stored waker came from (R65): its len (UINT32_MAX and
+     * above for a readiness call: only its minimum with the mark, at most
+     * UINT32_MAX, matters) and, for the reader's, rpeek above, so that a
+     * new mark re-targets it as that call would have. Each side's own,
+     * plain: only the thread of that role stores a waker or sets its mark
+     * (the reader's len is here for want of room on its line). */
+    uint32_t rlen;
     /* The low-water marks (R65), 1 and 1 by default: set by the reader and
      * the writer, read by any thread (readiness of the fds). At most
      * UINT32_MAX (mempipe_set_read_lowat checks). */
