@@ -64,11 +64,12 @@ static ssize_t read_some(mempipe *end, const struct iovec *iov, int iovcnt,
             mempipe__park_wait_until(&end->rpark, seen, dl) == -ETIMEDOUT) {
             n = mempipe__end_readv(end, iov, iovcnt, total, NULL,
                                    MEMPIPE__OP_BLOCKING);
-            if (n == -EAGAIN) {
-                if (wk != NULL) /* ours, stored by the last round */
-                    mempipe__slot_cancel(&rx->rd);
+            /* Ours, stored by the last round, whatever this one returns:
+             * bytes below the read mark (R65) do not take it. */
+            if (wk != NULL)
+                mempipe__slot_cancel(&rx->rd);
+            if (n == -EAGAIN)
                 n = -ETIMEDOUT; /* R51 */
-            }
             break;
         }
     }

@@ -81,6 +81,38 @@
  *   difference returns the bytes and takes the reset with it (the next
  *              recv is 0), measured; the socket side then expects EOF.
  *
+ *   issue 11   The zero-copy windows and the read mark (SPEC R62-R65), in
+ *   (R62-R65)  functions of their own (zc_write ... check_ready):
+ *              reserve + commit on mempipe in a quarter of the steps'
+ *              writes and flushes, against the socket's plain send of the
+ *              same pending tail: the stream must stay the same (each write
+ *              checked as a write, the reserved total between a segment's
+ *              worth and min(len, room), one time in four a prefix
+ *              committed); mempipe_read_peek + mempipe_read_consume of a
+ *              prefix against recv(MSG_PEEK | MSG_DONTWAIT) + recv of it:
+ *              both views are the intended stream from the reader's
+ *              position (mempipe's 1 or 2 spans may show fewer bytes than
+ *              the kernel's copy; one span shows every byte), nothing shown
+ *              answers as a read; mempipe_set_read_lowat against
+ *              setsockopt(SO_RCVLOWAT), 1 to min(M, 300). Measured on
+ *              AF_UNIX stream, and so what is compared: a MSG_DONTWAIT recv
+ *              below the mark returns the bytes there are, as every mempipe
+ *              poll read and read_timeout(0) do (all the sequences' reads);
+ *              a blocking recv waits for min(mark, len) bytes (or EOF, an
+ *              error, a shutdown) and after SO_RCVTIMEO returns what there
+ *              is, as mempipe_read_timeout does: compared with 1 ms on both
+ *              (both must have waited where the model says the mark is not
+ *              met: in one sequence of 16, once per side, since the
+ *              kernel's wait takes 4-22 ms). mempipe_poll_readable and
+ *              _writable are checked against the model with the mark after
+ *              every step.
+ *   known      poll's POLLIN on AF_UNIX ignores SO_RCVLOWAT (set with one
+ *   difference byte under a mark of 5, measured); mempipe's readiness and
+ *              mempipe_fd's POLLIN start at the mark (R65). The revents run
+ *              compares each against its own model at every step; the
+ *              steps where they differ are counted. SO_RCVLOWAT 0 becomes
+ *              1; mempipe_set_read_lowat(0) is -EINVAL.
+ *
  * Writes use a per-implementation "pending" tail: a try-write sends what it
  * can of the intended stream, and before a shutdown or close the writer
  * flushes the rest by pumping the peer's reads. So both implementations
@@ -90,13 +122,15 @@
  *            mempipe ends first (so every call also keeps those fds in
  *            step) and, after every step, polls each open end's fd on both
  *            sides (POLLIN, POLLOUT, POLLRDHUP; SPEC R59, R60). Each side
- *            must match the model: POLLIN iff bytes are buffered for the end
- *            or its peer shut down or closed; POLLRDHUP iff the latter;
- *            POLLHUP iff also the end shut down or the peer closed; POLLOUT
- *            (mempipe) iff the end's pipe has room or its writes fail at
- *            once, (socket) at least where nothing it sent is unread or the
- *            peer closed (the kernel's POLLOUT depends on its buffer). So
- *            POLLIN, POLLRDHUP and POLLHUP are compared exactly between the
+ *            must match the model: POLLIN iff bytes are buffered for the
+ *            end (mempipe: its read mark's worth, R65; the kernel ignores
+ *            SO_RCVLOWAT) or its peer shut down or closed; POLLRDHUP iff
+ *            the latter; POLLHUP iff also the end shut down or the peer
+ *            closed; POLLOUT (mempipe) iff the end's pipe has room or its
+ *            writes fail at once, (socket) at least where nothing it sent
+ *            is unread or the peer closed (the kernel's POLLOUT depends on
+ *            its buffer). So POLLRDHUP and POLLHUP, and POLLIN while no
+ *            read mark above 1 is set, are compared exactly between the
  *            two; the kernel's POLLERR (a close with unread bytes) is not
  *            (mempipe_fd never reports it).
  *
@@ -158,6 +192,8 @@ struct side {
     int reset_ok[2];      /* socket: one ECONNRESET allowed on this read */
     int rst[2];           /* mempipe: end d closed with a reset (R38, R39) */
     int rdshut[2];        /* end e shut its reading side (R56, SHUT_RD) */
+    size_t mark[2];       /* end e's read mark (R65, SO_RCVLOWAT); 1 */
+    int waited;           /* a marked read waited this sequence */
     size_t cap;           /* mempipe M */
 };
 
@@ -173,6 +209,12 @@ static unsigned long long n_readv, n_readv_blocking, n_read_full,
     n_waitall_exact;
 static unsigned long long n_timed0, n_etimedout, n_shut_read, n_unread_checks;
 static unsigned long long n_unread_nonzero;
+/* Issue 11's (R62-R65). */
+static unsigned long long n_zc_writes, n_zc_prefix, n_zc_two, n_peeks,
+    n_peek_two, n_peek_fewer, n_marks, n_marked_reads, n_marked_waits,
+    n_marked_below;
+static unsigned long long n_ready_checks, n_held_by_mark;
+static int zc_step; /* this step's mempipe writes reserve and commit */
 
 #define CHECK(cond, ...)                                                       \
     do {                                                                       \
@@ -308,9 +350,48 @@ static int split(unsigned char *buf, size_t len, uint64_t *rng,
 }
 
 /*
+ * mempipe_write_reserve + mempipe_write_commit of the bytes a plain write
+ * would take (R62): 1 or 2 spans for 1 to min(len, room) bytes (all of
+ * them when they fit one segment: ring.c's largest is min(M, 64 KiB)),
+ * the bytes written in place, and all of them committed, or one time in
+ * four a prefix (0 included). Returns the count committed, or the
+ * reserve's error (-EAGAIN when full, the closes as a write's).
+ */
+static ssize_t zc_write(struct side *s, int e, const unsigned char *data,
+                        size_t len, uint64_t used, uint64_t *rng)
+{
+    struct iovec iov[2];
+    int n = mempipe_write_reserve(s->mp[e], len, iov, NULL);
+    if (n < 0)
+        return n;
+    CHECK(n == 1 || n == 2, "mempipe: reserve returned %d", n);
+    size_t t = iov[0].iov_len + (n == 2 ? iov[1].iov_len : 0);
+    uint64_t room = s->cap - used;
+    size_t take = len < room ? len : (size_t)room;
+    size_t seg = s->cap < 65536 ? s->cap : 65536;
+    CHECK(t <= take && t >= (take < seg ? take : seg),
+          "mempipe: reserved %zu bytes for %zu with room %" PRIu64, t, len,
+          room);
+    size_t put = tu_rand(rng) % 4 == 0 ? (size_t)(tu_rand(rng) % (t + 1)) : t;
+    size_t off = 0;
+    for (int i = 0; i < n && off < put; i++) {
+        size_t k = iov[i].iov_len < put - off ? iov[i].iov_len : put - off;
+        memcpy(iov[i].iov_base, data + off, k);
+        off += k;
+    }
+    int rc = mempipe_write_commit(s->mp[e], put);
+    CHECK(rc == 0, "mempipe: commit of %zu returned %d", put, rc);
+    n_zc_writes++;
+    n_zc_prefix += put < t;
+    n_zc_two += n == 2;
+    return (ssize_t)put;
+}
+
+/*
  * One write attempt of end e from its pending tail, cut to `len` bytes and
- * split into up to MAX_IOV slices by rng. Returns the result, which must be
- * -EPIPE exactly when the SPEC says so (R10).
+ * split into up to MAX_IOV slices by rng (on mempipe, in a zero-copy step,
+ * reserved and committed instead: zc_write). Returns the result, which
+ * must be -EPIPE exactly when the SPEC says so (R10).
  */
 static ssize_t do_write(struct side *s, int e, size_t len, uint64_t *rng,
                         unsigned char *buf)
@@ -320,7 +401,9 @@ static ssize_t do_write(struct side *s, int e, size_t len, uint64_t *rng,
     struct iovec iov[MAX_IOV];
     int n = split(buf, len, rng, iov);
     uint64_t used = s->accepted[d] - s->received[d];
-    ssize_t r = side_write(s, e, iov, n);
+    int zc = s->kind == IMPL_MEMPIPE && zc_step && len > 0;
+    ssize_t r =
+        zc ? zc_write(s, e, buf, len, used, rng) : side_write(s, e, iov, n);
     n_ops++;
     int must_fail = s->shut[e] || !s->open[1 - e] || s->rdshut[1 - e];
     if (must_fail) {
@@ -346,7 +429,7 @@ static ssize_t do_write(struct side *s, int e, size_t len, uint64_t *rng,
         uint64_t want = len < room ? len : room;
         if (len > 0 && room == 0)
             CHECK(r == -EAGAIN, "mempipe: write %zd on a full pipe", r);
-        else
+        else if (!zc) /* zc_write checked its own count */
             CHECK((uint64_t)r == want,
                   "mempipe: write of %zu returned %zd, want %" PRIu64, len, r,
                   want);
@@ -460,7 +543,8 @@ static ssize_t do_readv(struct side *s, int e, size_t len, uint64_t *rng,
         r = readv(s->fd[e], iov, n);
         r = r < 0 ? -errno : r;
     } else if (len % 2 == 1 &&
-               (buffered > 0 || wclosed(s, d) || s->rdshut[e])) {
+               (buffered >= (len < s->mark[e] ? len : s->mark[e]) ||
+                wclosed(s, d) || s->rdshut[e])) { /* R65: the mark's worth */
         r = mempipe_readv(s->mp[e], iov, n);
         n_readv_blocking++;
     } else {
@@ -597,12 +681,213 @@ static void check_unread(struct side *s)
     }
 }
 
+/* ---- issue 11's calls (R62-R65) against their socket analogues ---------- */
+
+/*
+ * mempipe_read_peek + mempipe_read_consume of a prefix against
+ * recv(MSG_PEEK | MSG_DONTWAIT) + recv of that prefix (R63). The bytes
+ * shown must be the intended stream from the reader's position on both:
+ * mempipe shows 1 or 2 spans (one span shows every byte buffered; two at
+ * most that: the common part of the two views is compared through the
+ * stream), the kernel copies up to MAX_CHUNK across its skbs. A peek that
+ * shows nothing answers as a read (check_read: EOF, -EAGAIN, the resets;
+ * measured: MSG_PEEK takes a pending ECONNRESET as a read does). Then the
+ * same share of each view, len % (shown + 1) bytes, is taken: consume on
+ * mempipe, a recv of exactly that many on the socket.
+ */
+static void do_peek(struct side *s, int e, size_t len, unsigned char *buf)
+{
+    int d = 1 - e;
+    uint64_t buffered = s->accepted[d] - s->received[d];
+    struct iovec iov[2];
+    int n = 1;
+    if (s->kind == IMPL_MEMPIPE) {
+        n = mempipe_read_peek(s->mp[e], iov, NULL);
+        if (n <= 0) {
+            check_read(s, e, len, buffered, n, buf);
+            return;
+        }
+        CHECK(n <= 2, "mempipe: peek returned %d", n);
+    } else {
+        ssize_t r = recv(s->fd[e], buf, MAX_CHUNK, MSG_PEEK | MSG_DONTWAIT);
+        if (r <= 0) {
+            check_read(s, e, len, buffered, r < 0 ? -errno : r, buf);
+            return;
+        }
+        iov[0] = (struct iovec){buf, (size_t)r};
+    }
+    /* The view, in place (mempipe's may be larger than buf: two 64 KiB
+     * segments), against the stream. */
+    size_t shown = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK(iov[i].iov_len > 0, "%s: peek span %d empty", impl_name[s->kind],
+              i);
+        long bad = tu_check_pattern(iov[i].iov_base, iov[i].iov_len,
+                                    s->received[d] + shown, stream_seed(d));
+        CHECK(bad < 0, "%s: end %d peeks a wrong byte at stream pos %" PRIu64,
+              impl_name[s->kind], e, s->received[d] + shown + (uint64_t)bad);
+        shown += iov[i].iov_len;
+    }
+    CHECK(shown <= buffered, "%s: peek shows %zu, %" PRIu64 " buffered",
+          impl_name[s->kind], shown, buffered);
+    size_t k = len % (shown + 1); /* at most len: it fits buf */
+    ssize_t r;
+    if (s->kind == IMPL_MEMPIPE) {
+        /* R63: one span shows every byte buffered (no faults here). */
+        CHECK(n == 2 || shown == buffered,
+              "mempipe: one span shows %zu of %" PRIu64, shown, buffered);
+        n_peeks++;
+        n_peek_two += n == 2;
+        n_peek_fewer += shown < buffered;
+        size_t c = k < iov[0].iov_len ? k : iov[0].iov_len;
+        memcpy(buf, iov[0].iov_base, c); /* the prefix, for check_read */
+        if (k > c)
+            memcpy(buf + c, iov[1].iov_base, k - c);
+        int rc = mempipe_read_consume(s->mp[e], k);
+        CHECK(rc == 0, "mempipe: consume of %zu returned %d", k, rc);
+        r = (ssize_t)k;
+    } else {
+        r = k == 0 ? 0 : recv(s->fd[e], buf, k, MSG_DONTWAIT);
+        CHECK(r == (ssize_t)k, "socketpair: recv of the %zu peeked: %zd", k, r);
+    }
+    if (k > 0)
+        check_read(s, e, k, buffered, r, buf); /* the prefix, taken */
+    else
+        n_ops++;
+}
+
+/*
+ * The read mark: mempipe_set_read_lowat against setsockopt(SO_RCVLOWAT)
+ * (R65), 1 to min(M, 300). Measured on AF_UNIX stream: the kernel stores
+ * it (0 becomes 1) and honours it only in a blocking recv (do_read_marked);
+ * poll's POLLIN ignores it (check_ready, check_revents) and a MSG_DONTWAIT
+ * recv below it returns the bytes there are, as mempipe's poll calls do
+ * (every other read of the sequences).
+ */
+static void do_set_mark(struct side *s, int e, size_t m)
+{
+    if (s->kind == IMPL_MEMPIPE) {
+        int rc = mempipe_set_read_lowat(s->mp[e], m);
+        CHECK(rc == 0, "mempipe: set_read_lowat(%zu) returned %d", m, rc);
+        n_marks++;
+    } else {
+        int v = (int)m;
+        CHECK(setsockopt(s->fd[e], SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) == 0,
+              "SO_RCVLOWAT: %s", strerror(errno));
+    }
+    s->mark[e] = m;
+    n_ops++;
+}
+
+/*
+ * A blocking read under the mark with a 1 ms limit: mempipe_read_timeout
+ * (..., 1) against a blocking recv with SO_RCVTIMEO 1 ms (R65, R51). Both
+ * wait for min(mark, len) bytes, EOF, an error or a shutdown (measured:
+ * the kernel's recv returns 2 of 2 buffered at once for len 2 under a mark
+ * of 4, and after the timeout for len 64), and after the time give what is
+ * there: the same bytes, or nothing (-ETIMEDOUT where the socket says
+ * EAGAIN). Where the model says the mark is not met, both must have waited
+ * (at least 0.99 ms). The kernel's wait takes 4-22 ms, so a read that
+ * would wait runs in one sequence of 16 only, once per sequence and
+ * side; elsewhere it is a poll read (do_read). First the mark is set to m
+ * if it is 1 (without a mark above 1, a poll read), and with the peer able
+ * to write, the end reads what is buffered and the peer writes fewer bytes
+ * than the mark from its pending tail: the read then meets bytes below the
+ * mark.
+ */
+static void do_read_marked(struct side *s, int e, size_t len, size_t m,
+                           uint64_t *rng, unsigned char *wbuf,
+                           unsigned char *buf)
+{
+    int d = 1 - e;
+    if (s->mark[e] < 2 && m >= 2)
+        do_set_mark(s, e, m);
+    if (s->mark[e] < 2) {
+        do_read(s, e, len, buf);
+        return;
+    }
+    if (s->open[d] && !s->shut[d] && !s->rdshut[e]) {
+        do_read(s, e, MAX_CHUNK, buf);
+        size_t k = 1 + len % (s->mark[e] - 1);
+        s->intent[d] += k;
+        do_write(s, d, k, rng, wbuf);
+    }
+    uint64_t buffered = s->accepted[d] - s->received[d];
+    size_t need = len < s->mark[e] ? len : s->mark[e];
+    int waits = buffered < need && !wclosed(s, d) && !s->rdshut[e];
+    if (waits && (s->waited || cur_seed % 16 != 0)) {
+        do_read(s, e, len, buf);
+        return;
+    }
+    s->waited |= waits;
+    double t0 = tu_now();
+    ssize_t r;
+    if (s->kind == IMPL_MEMPIPE) {
+        r = mempipe_read_timeout(s->mp[e], buf, len, 1);
+        if (r == -ETIMEDOUT)
+            r = -EAGAIN; /* then checked to come where EAGAIN would */
+        n_marked_reads++;
+        n_marked_waits += waits;
+        n_marked_below += waits && buffered > 0;
+    } else {
+        int fl = fcntl(s->fd[e], F_GETFL);
+        CHECK(fl >= 0 && fcntl(s->fd[e], F_SETFL, fl & ~O_NONBLOCK) == 0,
+              "fcntl: %s", strerror(errno));
+        r = recv(s->fd[e], buf, len, 0);
+        r = r < 0 ? -errno : r;
+        CHECK(fcntl(s->fd[e], F_SETFL, fl) == 0, "fcntl: %s", strerror(errno));
+    }
+    double ms = (tu_now() - t0) * 1000.0;
+    CHECK(!waits || ms >= 0.99,
+          "%s: end %d read %zd after %.3f ms with %" PRIu64
+          " buffered under a mark of %zu (len %zu)",
+          impl_name[s->kind], e, r, ms, buffered, s->mark[e], len);
+    check_read(s, e, len, buffered, r, buf);
+}
+
+/*
+ * mempipe_poll_readable and _writable (no waker) for every open end after
+ * every step, against the model with the marks (R55, R65): readable from
+ * the mark's worth or once the peer shut down or closed (or this end shut
+ * its reading side), writable while there is room or a write fails at once.
+ * The kernel's POLLIN, which ignores SO_RCVLOWAT, is compared in the
+ * revents run (check_revents); here the steps where the two differ are
+ * counted.
+ */
+static void check_ready(struct side *s)
+{
+    if (s->kind != IMPL_MEMPIPE)
+        return;
+    for (int e = 0; e < 2; e++) {
+        if (!s->open[e])
+            continue;
+        int d_in = 1 - e;
+        uint64_t in = s->accepted[d_in] - s->received[d_in];
+        uint64_t out = s->accepted[e] - s->received[e];
+        int rd = wclosed(s, d_in) || s->rdshut[e] || in >= s->mark[e];
+        int wr =
+            s->shut[e] || !s->open[d_in] || s->rdshut[d_in] || out < s->cap;
+        int r = mempipe_poll_readable(s->mp[e], NULL);
+        CHECK(r == (rd ? 1 : -EAGAIN),
+              "mempipe: poll_readable on end %d: %d with %" PRIu64
+              " buffered, mark %zu",
+              e, r, in, s->mark[e]);
+        r = mempipe_poll_writable(s->mp[e], NULL);
+        CHECK(r == (wr ? 1 : -EAGAIN),
+              "mempipe: poll_writable on end %d: %d with %" PRIu64 " unread", e,
+              r, out);
+        n_ready_checks++;
+        n_held_by_mark += !rd && in > 0;
+    }
+}
+
 static void side_open(struct side *s, int kind, size_t cap)
 {
     memset(s, 0, sizeof *s);
     s->kind = kind;
     s->cap = cap;
     s->open[0] = s->open[1] = 1;
+    s->mark[0] = s->mark[1] = 1;
     if (kind == IMPL_MEMPIPE) {
         assert_rc(0, mempipe_duplex(cap, &s->mp[0], &s->mp[1]));
         for (int e = 0; e < 2 && with_fd; e++)
@@ -612,6 +897,10 @@ static void side_open(struct side *s, int kind, size_t cap)
          * other call passes MSG_DONTWAIT anyway). */
         assert_rc(0,
                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s->fd));
+        struct timeval tv = {0, 1000}; /* do_read_marked's one blocking recv */
+        for (int e = 0; e < 2; e++)
+            assert_rc(0, setsockopt(s->fd[e], SOL_SOCKET, SO_RCVTIMEO, &tv,
+                                    sizeof tv));
     }
 }
 
@@ -646,10 +935,12 @@ static void check_revents(const struct side sd[NIMPL])
             uint64_t in = s->accepted[d_in] - s->received[d_in];
             uint64_t out = s->accepted[d_out] - s->received[d_out];
             int r = got[k][e] = side_revents(s, e);
-            int want =
-                (in > 0 && !(s->kind == IMPL_MEMPIPE && s->rst[d_in])) || rdhup
-                    ? POLLIN
-                    : 0;
+            /* R65: mempipe_fd's POLLIN from the mark's worth; the kernel's
+             * ignores SO_RCVLOWAT (measured). */
+            int has = s->kind == IMPL_MEMPIPE
+                          ? in >= s->mark[e] && !s->rst[d_in]
+                          : in > 0;
+            int want = has || rdhup ? POLLIN : 0;
             want |= rdhup ? POLLRDHUP : 0;
             want |= rdhup && wshut ? POLLHUP : 0;
             int mask = POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL;
@@ -740,10 +1031,16 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
     for (cur_step = 0; cur_step < steps; cur_step++) {
         uint64_t x = tu_rand(&prng);
         int e = (int)(x & 1);
-        int op = (int)((x >> 1) % 100);
+        int op = (int)((x >> 1) % 110);
         size_t len = (size_t)(tu_rand(&prng) % (max_chunk + 1));
         if (len == 0)
             len = 1; /* len 0 is R8/R14, checked on mempipe alone below */
+        /* R62: a quarter of the steps write (and flush) on mempipe with
+         * reserve and commit; the socket sends as always. */
+        zc_step = (x >> 33) % 4 == 0;
+        size_t mark_max = cap < 300 ? cap : 300;
+        size_t mark = (x >> 40) % 4 == 0 ? 1 : 1 + len % mark_max;
+        size_t mark2 = mark_max < 2 ? 1 : 2 + len % (mark_max - 1);
         for (int k = 0; k < NIMPL; k++) {
             struct side *s = &sd[k];
             if (!s->open[e])
@@ -767,6 +1064,13 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
                 do_shutdown(s, e, &slice_rng[k], wbuf, rbuf);
             } else if (op < 93) {
                 do_shutdown_read(s, e); /* R56 */
+            } else if (op >= 100) {     /* issue 11's: R63, R65 */
+                if (op < 104)
+                    do_peek(s, e, len, rbuf);
+                else if (op < 107)
+                    do_set_mark(s, e, mark);
+                else
+                    do_read_marked(s, e, len, mark2, &slice_rng[k], wbuf, rbuf);
             } else {
                 /* 93-95 close, 96-97 rst_on_unread + close, 98-99 abort */
                 do_close(s, e,
@@ -776,6 +1080,7 @@ static void run_sequence(uint64_t seed, unsigned char *wbuf,
                          &slice_rng[k], wbuf, rbuf);
             }
             check_unread(s); /* R58, after every step */
+            check_ready(s);  /* R55, R65 */
         }
         if (with_fd)
             check_revents(sd);
@@ -854,6 +1159,14 @@ test_R4_R5_R9_R10_R21_random_sequences_match_socketpair(void **state)
            "SIOCOUTQ non-zero)\n",
            n_readv, n_readv_blocking, n_read_full, n_waitall_exact, n_timed0,
            n_etimedout, n_shut_read, n_unread_checks, n_unread_nonzero);
+    printf("diff_test: issue 11: %llu reserve+commit writes (%llu a prefix, "
+           "%llu in two spans), %llu peeks (%llu in two spans, %llu showing "
+           "fewer than buffered), %llu read marks set, %llu marked "
+           "read_timeout(1) (%llu waited, %llu with bytes below the mark), "
+           "%llu readiness checks (%llu held back by the mark)\n",
+           n_zc_writes, n_zc_prefix, n_zc_two, n_peeks, n_peek_two,
+           n_peek_fewer, n_marks, n_marked_reads, n_marked_waits,
+           n_marked_below, n_ready_checks, n_held_by_mark);
     assert_true(n_ops > count); /* every sequence did something */
 }
 
@@ -1161,6 +1474,130 @@ static void test_R58_unread_vs_siocoutq_as_measured(void **state)
     mempipe_close(b);
 }
 
+/* ---- issue 11's calls as measured on AF_UNIX (Linux 6.18) ---------------- */
+
+/*
+ * R63 against MSG_PEEK, as measured: a peek shows the bytes of several
+ * sends at once and takes nothing; a recv of a prefix then moves the view
+ * on; at EOF it is 0, every time; a pending reset (a close with bytes
+ * unread) is reported once by a peek as by a read, then 0. mempipe's peek
+ * shows the same bytes (here one span: they lie in one segment), consume
+ * moves it on, EOF is 0 every time, and after the writer's abort every
+ * peek is -ECONNRESET (R38: sticky, the bytes gone).
+ */
+static void test_R63_peek_vs_msg_peek_as_measured(void **state)
+{
+    (void)state;
+    char buf[16];
+    int fd[2];
+    assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd));
+    assert_rc(-EAGAIN, sock_rc(recv(fd[1], buf, sizeof buf, MSG_PEEK)));
+    assert_rc(3, sock_rc(send(fd[0], "abc", 3, MSG_NOSIGNAL)));
+    assert_rc(3, sock_rc(send(fd[0], "def", 3, MSG_NOSIGNAL)));
+    assert_rc(6, sock_rc(recv(fd[1], buf, sizeof buf, MSG_PEEK)));
+    assert_memory_equal(buf, "abcdef", 6);
+    assert_rc(2, sock_rc(recv(fd[1], buf, 2, 0)));
+    assert_rc(4, sock_rc(recv(fd[1], buf, sizeof buf, MSG_PEEK)));
+    assert_memory_equal(buf, "cdef", 4);
+    assert_rc(2, sock_rc(send(fd[1], "zz", 2, MSG_NOSIGNAL))); /* unread */
+    close(fd[0]);
+    assert_rc(4, sock_rc(recv(fd[1], buf, sizeof buf, 0)));
+    assert_rc(-ECONNRESET, sock_rc(recv(fd[1], buf, sizeof buf, MSG_PEEK)));
+    assert_rc(0, sock_rc(recv(fd[1], buf, sizeof buf, MSG_PEEK)));
+    assert_rc(0, sock_rc(recv(fd[1], buf, sizeof buf, MSG_PEEK)));
+    close(fd[1]);
+
+    mempipe *a, *b;
+    struct iovec iov[2];
+    assert_rc(0, mempipe_duplex(64, &a, &b));
+    assert_rc(-EAGAIN, mempipe_read_peek(b, iov, NULL));
+    assert_rc(3, mempipe_poll_write(a, "abc", 3, NULL));
+    assert_rc(3, mempipe_poll_write(a, "def", 3, NULL));
+    assert_rc(1, mempipe_read_peek(b, iov, NULL));
+    assert_int_equal(6, iov[0].iov_len);
+    assert_memory_equal(iov[0].iov_base, "abcdef", 6);
+    assert_rc(0, mempipe_read_consume(b, 2));
+    assert_rc(1, mempipe_read_peek(b, iov, NULL));
+    assert_int_equal(4, iov[0].iov_len);
+    assert_memory_equal(iov[0].iov_base, "cdef", 4);
+    assert_rc(0, mempipe_read_consume(b, 4));
+    assert_rc(0, mempipe_shutdown(a));
+    assert_rc(0, mempipe_read_peek(b, iov, NULL));
+    assert_rc(0, mempipe_read_peek(b, iov, NULL));
+    mempipe_close(a);
+    mempipe_close(b);
+    assert_rc(0, mempipe_duplex(64, &a, &b));
+    assert_rc(2, mempipe_poll_write(a, "ab", 2, NULL));
+    mempipe_abort(a);
+    assert_rc(-ECONNRESET, mempipe_read_peek(b, iov, NULL));
+    assert_rc(-ECONNRESET, mempipe_read_peek(b, iov, NULL));
+    mempipe_close(b);
+}
+
+/*
+ * R65 against SO_RCVLOWAT, as measured on AF_UNIX stream: the kernel keeps
+ * the mark (0 becomes 1), poll's POLLIN ignores it (set with 3 bytes under
+ * a mark of 5), a MSG_DONTWAIT recv below it returns the bytes there are,
+ * and a blocking recv waits for min(mark, len) bytes: with 2 buffered under
+ * a mark of 4 a recv of 2 returns at once, one of 64 after SO_RCVTIMEO
+ * (1 ms), with the 2. mempipe: readiness honours the mark (the known
+ * difference), a poll read and read_timeout(0) below it return the bytes
+ * there are, and read_timeout waits for min(mark, len) as the blocking
+ * recv does, then returns what there is; a mark of 0 is -EINVAL.
+ */
+static void test_R65_read_mark_vs_so_rcvlowat_as_measured(void **state)
+{
+    (void)state;
+    char buf[64];
+    int fd[2], v = 5;
+    socklen_t vl = sizeof v;
+    assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fd));
+    assert_rc(0, setsockopt(fd[1], SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+    assert_rc(0, getsockopt(fd[1], SOL_SOCKET, SO_RCVLOWAT, &v, &vl));
+    assert_int_equal(5, v);
+    assert_rc(3, sock_rc(send(fd[0], "abc", 3, MSG_NOSIGNAL)));
+    struct pollfd p = {.fd = fd[1], .events = POLLIN};
+    assert_rc(1, poll(&p, 1, 0));
+    assert_int_equal(POLLIN, p.revents & POLLIN); /* the mark ignored */
+    assert_rc(3, sock_rc(recv(fd[1], buf, sizeof buf, MSG_DONTWAIT)));
+    v = 4;
+    assert_rc(0, setsockopt(fd[1], SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+    struct timeval tv = {0, 1000};
+    assert_rc(0, setsockopt(fd[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    assert_rc(2, sock_rc(send(fd[0], "de", 2, MSG_NOSIGNAL)));
+    assert_rc(2, sock_rc(recv(fd[1], buf, 2, 0))); /* min(4, 2): at once */
+    assert_rc(2, sock_rc(send(fd[0], "fg", 2, MSG_NOSIGNAL)));
+    double t0 = tu_now();
+    assert_rc(2, sock_rc(recv(fd[1], buf, sizeof buf, 0)));
+    assert_true(ms_since(t0) >= 0.99); /* waited for min(4, 64) */
+    v = 0;
+    assert_rc(0, setsockopt(fd[1], SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+    assert_rc(0, getsockopt(fd[1], SOL_SOCKET, SO_RCVLOWAT, &v, &vl));
+    assert_int_equal(1, v);
+    close(fd[0]);
+    close(fd[1]);
+
+    mempipe *a, *b;
+    assert_rc(0, mempipe_duplex(64, &a, &b));
+    assert_rc(0, mempipe_set_read_lowat(b, 5));
+    assert_rc(3, mempipe_poll_write(a, "abc", 3, NULL));
+    assert_rc(-EAGAIN, mempipe_poll_readable(b, NULL)); /* the mark kept */
+    assert_rc(3, mempipe_poll_read(b, buf, sizeof buf, NULL));
+    assert_rc(0, mempipe_set_read_lowat(b, 4));
+    assert_rc(2, mempipe_poll_write(a, "de", 2, NULL));
+    assert_rc(2, mempipe_read_timeout(b, buf, sizeof buf, 0));
+    assert_rc(2, mempipe_poll_write(a, "fg", 2, NULL));
+    assert_rc(2, mempipe_read_timeout(b, buf, 2, 1000)); /* at once */
+    assert_rc(2, mempipe_poll_write(a, "hi", 2, NULL));
+    t0 = tu_now();
+    assert_rc(2, mempipe_read_timeout(b, buf, sizeof buf, 1));
+    assert_true(ms_since(t0) >= 0.99);
+    assert_memory_equal(buf, "hi", 2);
+    assert_rc(-EINVAL, mempipe_set_read_lowat(b, 0));
+    mempipe_close(a);
+    mempipe_close(b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* belt and braces: MSG_NOSIGNAL is used */
@@ -1176,6 +1613,8 @@ int main(void)
         cmocka_unit_test(test_R53_read_full_vs_msg_waitall),
         cmocka_unit_test(test_R56_shutdown_read_as_measured_on_af_unix),
         cmocka_unit_test(test_R58_unread_vs_siocoutq_as_measured),
+        cmocka_unit_test(test_R63_peek_vs_msg_peek_as_measured),
+        cmocka_unit_test(test_R65_read_mark_vs_so_rcvlowat_as_measured),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

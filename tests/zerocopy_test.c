@@ -359,6 +359,29 @@ static void test_R65_new_mark_keeps_each_wakers_call(void **s)
     mempipe_close(b);
 }
 
+/*
+ * A timed read that ends with bytes below the mark withdraws the waker it
+ * parked with (R51, R65): a later write runs nobody's waker (found while
+ * extending the fuzzer: it stayed stored, and the write ran it).
+ */
+static void test_R65_timed_read_below_the_mark_leaves_nothing_stored(void **s)
+{
+    (void)s;
+    mempipe *a, *b;
+    char buf[64];
+    mempipe_stats st;
+    assert_rc(0, mempipe_duplex(64, &a, &b));
+    assert_rc(0, mempipe_get_stats(a, &st)); /* a's calls count wakes */
+    assert_rc(0, mempipe_set_read_lowat(b, 5));
+    assert_rc(2, mempipe_poll_write(a, "xy", 2, NULL));
+    assert_rc(2, mempipe_read_timeout(b, buf, sizeof buf, 1));
+    assert_rc(6, mempipe_poll_write(a, "abcdef", 6, NULL));
+    assert_rc(0, mempipe_get_stats(a, &st));
+    assert_int_equal(0, st.wakes);
+    mempipe_close(a);
+    mempipe_close(b);
+}
+
 struct dribble {
     mempipe *end;
     pthread_t t;
@@ -752,6 +775,8 @@ int main(void)
         cmocka_unit_test(test_R65_read_mark_holds_back_wakers_not_reads),
         cmocka_unit_test(test_R65_blocking_read_waits_for_the_mark),
         cmocka_unit_test(test_R65_new_mark_keeps_each_wakers_call),
+        cmocka_unit_test(
+            test_R65_timed_read_below_the_mark_leaves_nothing_stored),
         cmocka_unit_test(test_R65_write_mark_is_hysteresis),
         cmocka_unit_test(test_R65_pollable_fds_honour_the_marks),
         cmocka_unit_test(
