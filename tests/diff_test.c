@@ -111,7 +111,9 @@
  *              mempipe_fd's POLLIN start at the mark (R65). The revents run
  *              compares each against its own model at every step; the
  *              steps where they differ are counted. SO_RCVLOWAT 0 becomes
- *              1; mempipe_set_read_lowat(0) is -EINVAL.
+ *              1; mempipe_set_read_lowat(0) is -EINVAL. The write mark has
+ *              no analogue (SO_SNDLOWAT: ENOPROTOOPT, measured), nor has
+ *              consume_examined: both are the fuzzer's (fuzz/).
  *
  * Writes use a per-implementation "pending" tail: a try-write sends what it
  * can of the intended stream, and before a shutdown or close the writer
