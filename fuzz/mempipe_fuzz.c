@@ -410,7 +410,8 @@ static int spend_due;
 /* A call that ran (was not decided by a fault or a yield) spends. */
 static void model_spend(ssize_t n)
 {
-    if (spend_due && n != -EAGAIN && budget > 1)
+    /* Misuse (-EBUSY, -EINVAL: R66) changes nothing, the budget included. */
+    if (spend_due && n != -EAGAIN && n != -EBUSY && n != -EINVAL && budget > 1)
         budget--;
     spend_due = 0;
 }
@@ -1694,14 +1695,18 @@ static void op_reserve(struct in *in)
     struct mpipe *p = &P[E[e].tx];
     ssize_t rc;
     size_t max;
+    if (p->rsv != 0) {
+        /* R66: a second reserve, checked before any fault or the budget */
+        EXPECT_RC(-EINVAL, r);
+        spend_due = 0;
+        return;
+    }
     if (model_zc_faults(e, 1, wi, &max, &rc)) {
         EXPECT_RC(rc, r);
         return;
     }
     size_t ask = min_sz(want, max);
-    if (p->rsv != 0)
-        rc = -EINVAL; /* R66: a second reserve */
-    else if (p->rclosed && !p->wclosed && p->werr != 0)
+    if (p->rclosed && !p->wclosed && p->werr != 0)
         rc = p->werr; /* R62 as a write: R37, R38 */
     else if (p->wclosed || p->rclosed)
         rc = -EPIPE;

@@ -12,8 +12,9 @@
  *     the waker);
  *   - budget exhausted: yields (-EAGAIN, waker called at once), spends 0;
  *   - otherwise the pipe runs the call; -EAGAIN (empty or full pipe, waker
- *     stored) spends 0, anything else (bytes, EOF, -EPIPE, -ENOMEM) is a
- *     completion and spends 1.
+ *     stored) spends 0, and so does misuse (-EBUSY while a zero-copy window
+ *     is open, -EINVAL: R66, it changes nothing); anything else (bytes, EOF,
+ *     -EPIPE, -ENOMEM) is a completion and spends 1.
  */
 #include "coop.h"
 
@@ -58,7 +59,9 @@ ssize_t mempipe__coop_yield(const mempipe_waker *w)
  */
 ssize_t mempipe__coop_spend(ssize_t n)
 {
-    if (n != -EAGAIN && mempipe__budget > 1)
+    /* Pending, and misuse (-EBUSY while a zero-copy window is open, R66:
+     * it changes nothing), spend nothing. */
+    if (n != -EAGAIN && n != -EBUSY && n != -EINVAL && mempipe__budget > 1)
         mempipe__budget--;
     return n;
 }

@@ -274,7 +274,8 @@ static int zc_begin(mempipe *end, bool rd, const mempipe_waker *w, size_t *max,
     return 1;
 }
 
-/* Step 5 for a reserve or a peek: a pending one is counted; the budget. */
+/* Step 5 for a reserve or a peek: a pending one is counted; the budget,
+ * which misuse does not spend (R66: it changes nothing). */
 static void zc_end(mempipe *end, bool rd, int rc)
 {
     struct mempipe__feat *ft = mempipe__feat_of(end);
@@ -289,6 +290,8 @@ int mempipe__hook_reserve(mempipe *end, size_t want, struct iovec iov[2],
 {
     size_t max;
     int rc;
+    if (mempipe__end_tx(end) != NULL && mempipe__end_tx(end)->ring.rsv != 0)
+        return -EINVAL; /* R66 first: misuse meets no fault, no budget */
     if (!zc_begin(end, false, w, &max, &rc))
         return rc;
     rc = mempipe__pipe_reserve(mempipe__end_tx(end), want < max ? want : max,
