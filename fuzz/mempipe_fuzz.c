@@ -220,7 +220,7 @@ static void model_writer_waits(struct mpipe *p, int wi, size_t len)
         return;
     p->wr = wi;
     p->wlen = len;
-    p->wneed = min_sz(len, p->wlowat);
+    p->wneed = p->wlowat; /* R65: the mark's worth, whatever len */
 }
 
 /* A progress point for the reader's waker (bytes published, a new read
@@ -621,7 +621,7 @@ static void op_read(struct in *in, int blocking)
 static ssize_t model_write(int e, size_t len, int wi, const unsigned char *b)
 {
     struct mpipe *p = &P[E[e].tx];
-    if (p->rsv != 0) /* R66: before anything else, len 0 and closes too */
+    if (p->rsv != 0 && len != 0) /* R66: before the closes; R14 first */
         return -EBUSY;
     if (p->rclosed && !p->wclosed && p->werr != 0)
         return p->werr; /* R37, R38: the reader's error, unless shut down */
@@ -1973,7 +1973,7 @@ static void op_set_lowat(struct in *in)
     struct mpipe *p = &P[pi];
     if (wr) {
         p->wlowat = n;
-        p->wneed = min_sz(p->wlen, n);
+        p->wneed = n;
         model_progress_writer(p);
     } else {
         p->rlowat = n;

@@ -492,8 +492,8 @@ MEMPIPE_EXTERN int mempipe_set_read_lowat(mempipe *end, size_t n);
 /*
  * The write low-water mark (backpressure hysteresis: Pipelines'
  * resume threshold, Netty's low water mark): this end's parked writer is
- * woken only once at least min(n, the bytes its call still has to write)
- * bytes are free, or on a close; mempipe_poll_writable(),
+ * woken only once at least n bytes are free (whatever its call has left:
+ * that is the hysteresis), or on a close; mempipe_poll_writable(),
  * mempipe_wait_writable() and the pollable fds report "writable" only from
  * n free bytes (or a close). A direct write is not held back. With n =
  * capacity / 2 a bulk writer wakes once per half pipe instead of once per

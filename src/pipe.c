@@ -119,12 +119,14 @@ static void writer_needs(struct mempipe__pipe *p, size_t need)
                           memory_order_relaxed);
 }
 
-/* Writer, before it stores the waker of a call with len bytes left
- * (SIZE_MAX: a readiness call): min(len, mark) free. */
-static void writer_waits_for(struct mempipe__pipe *p, size_t len)
+/*
+ * Writer, before it stores its waker: under a write mark it waits for the
+ * mark's worth of room, whatever its call has left (R65: the hysteresis of
+ * Pipelines' resume threshold, which a smaller need would defeat).
+ */
+static void writer_waits_for(struct mempipe__pipe *p)
 {
-    p->ring.wlen = (uint32_t)min_sz(len, UINT32_MAX);
-    writer_needs(p, min_sz(len, wlowat(p)));
+    writer_needs(p, wlowat(p));
 }
 
 /* Free space now (any thread; a snapshot). */
@@ -214,8 +216,9 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
     struct mempipe__hold frame;
     bool held = false;
 
-    if (p->ring.rsv != 0)
-        return -EBUSY; /* R66: a copy write while a reservation is open */
+    if (p->ring.rsv != 0 && total != 0)
+        return -EBUSY; /* R66: a copy write while a reservation is open (a
+                        * zero-length one is R14's, as a read's is R8's) */
     for (;;) {
         /* Relaxed: a stale "open" only delays -EPIPE to the re-check after
          * the fence below, or to the next call. */
@@ -275,7 +278,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
              * the reader's next read will see the waker (the pattern of
              * R25), so the writer hears of the next free space. Each round
              * writes a byte at least, so the loop ends. */
-            writer_waits_for(p, total - done); /* R65 */
+            writer_waits_for(p); /* R65 */
             mempipe__slot_store(&p->wr, w);
             stored = true;
             full_fence();
@@ -286,8 +289,8 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
             break;
         }
         if (w == NULL || stored)
-            return -EAGAIN;         /* R11 */
-        writer_waits_for(p, total); /* R65 */
+            return -EAGAIN;  /* R11 */
+        writer_waits_for(p); /* R65 */
         mempipe__slot_store(&p->wr, w);
         stored = true;
         full_fence(); /* then re-check room and flags */
@@ -413,7 +416,7 @@ int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
         if (rd)
             reader_waits_for(p, SIZE_MAX, false);
         else
-            writer_waits_for(p, SIZE_MAX);
+            writer_waits_for(p);
         mempipe__slot_store(s, w);
         stored = true;
         full_fence();
@@ -476,7 +479,6 @@ int mempipe__pipe_poll_drained(struct mempipe__pipe *p, const mempipe_waker *w)
         /* The read that empties the pipe wakes the writer's slot (R7, R65:
          * all of it free), the reader's close too (R19): the pattern of R25
          * once more. */
-        p->ring.wlen = (uint32_t)min_sz(p->ring.cap, UINT32_MAX);
         writer_needs(p, p->ring.cap); /* all of it, whatever the mark */
         mempipe__slot_store(&p->wr, w);
         stored = true;
@@ -595,7 +597,7 @@ int mempipe__pipe_reserve(struct mempipe__pipe *p, size_t want,
         }
         if (w == NULL || stored)
             return -EAGAIN; /* full */
-        writer_waits_for(p, want);
+        writer_waits_for(p);
         mempipe__slot_store(&p->wr, w);
         stored = true;
         full_fence(); /* then re-check room and flags */
@@ -705,7 +707,7 @@ int mempipe__pipe_set_lowat(struct mempipe__pipe *p, unsigned role, size_t n)
     if (rd)
         reader_target(p);
     else
-        writer_needs(p, min_sz(p->ring.wlen, n));
+        writer_needs(p, n);
     full_fence();
     mempipe__pipe_progress(p, role);
     return 0;

@@ -55,7 +55,7 @@ void mempipe__ring_init(struct mempipe__ring *r, size_t capacity)
     atomic_init(&r->wlowat, 1);
     atomic_init(&r->rwant, 0);
     atomic_init(&r->wneed, 0);
-    r->rlen = r->wlen = UINT32_MAX;
+    r->rlen = UINT32_MAX;
     r->rpeek = 0;
     r->seg_size = max_seg(r) < MIN_SEG ? max_seg(r) : MIN_SEG;
     r->first = NULL;

@@ -65,9 +65,6 @@ struct mempipe__ring {
      * path declines every write. */
     struct mempipe__seg *rsv_seg;
     uint32_t rsv;
-    /* The len of the call whose waker the writer stored (R65), at most
-     * UINT32_MAX: it only matters below the write mark, which is no more. */
-    uint32_t wlen;
 
     /*
      * Consumer's cache line: written on every read. rlimit is the position
@@ -111,7 +108,7 @@ struct mempipe__ring {
      * rwant, the writer's once wneed bytes are free (or on a close).
      */
     atomic_size_t rwant;
-    atomic_uint wneed; /* min(wlen, the write mark): at most UINT32_MAX */
+    atomic_uint wneed; /* at most the write mark, at most UINT32_MAX */
     /* The call each stored waker came from (R65): its len (UINT32_MAX and
      * above for a readiness call: only its minimum with the mark, at most
      * UINT32_MAX, matters) and, for the reader's, rpeek above, so that a
