@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     if (all || (o.only & W_W3))
         run_w3(&o);
     if (all || (o.only & W_W4))
-        run_w4(&o, half);
+        run_w4(&o, cached);
     if (all || (o.only & W_W5))
         run_w5(&o);
     if (all || (o.only & W_W6))
