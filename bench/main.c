@@ -6,9 +6,9 @@
  *                 [--impl mempipe|pipe|socketpair|all] [--w3-iters N]
  *
  * Prints the machine, one markdown table with every workload, and the
- * issue-6 targets checked against the medians. The workloads are defined in
- * threads.c (W1, W1s, W2), single.c (W3, W4, W6), many.c (W5) and
- * memcpy.c.
+ * issue-6 and issue-11 targets checked against the medians. The workloads
+ * are defined in threads.c (W1, W1s with their lowat rows, W2), single.c
+ * (W3, W4 with W4zc, W6), many.c (W5) and memcpy.c.
  */
 #include "bench.h"
 
