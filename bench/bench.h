@@ -56,6 +56,9 @@ struct sample {
     double value;
     uint64_t allocs; /* allocations in the counted window */
     uint64_t ops;    /* operations in the counted window */
+    /* Wake-ups of the writer's and the reader's parker over bytes moved
+     * (bytes 0: not counted; W1 and W1s, mempipe). */
+    uint64_t wakes_w, wakes_r, bytes;
 };
 
 /* The outcome of all runs of one (workload, placement, impl). */
@@ -69,7 +72,8 @@ struct row {
     int n;
     double v[MAX_RUNS];
     uint64_t allocs, ops; /* summed over the runs; ops 0: not counted */
-    double limit;         /* value of the physical limit, 0 if none */
+    uint64_t wakes_w, wakes_r, bytes; /* summed; bytes 0: not counted */
+    double limit; /* value of the physical limit, 0 if none */
 };
 
 /* ---- sys.c: clock, machine facts, pinning, the counting allocator ----- */
@@ -88,6 +92,12 @@ void print_machine(void);
 void bench_cpus(int *a, int *b);
 /* Pins the calling thread to cpu; -1 leaves it alone. */
 void pin_self(int cpu);
+/*
+ * wakes.c: the wake-ups so far of an end's read (reader true) or write
+ * parker, on which its blocking calls sleep; white-box, see there.
+ */
+struct mempipe;
+unsigned bench_wakes(const struct mempipe *end, bool reader);
 /* Resident set size of the process in bytes, from /proc/self/statm. */
 size_t rss_bytes(void);
 /* Installs the counting allocator; must run before any pipe is made. */
@@ -128,9 +138,10 @@ void run_memcpy(const struct opts *o, double *cached_gbps);
 /* threads.c: W1, W1s, W2 in three placements. */
 void run_w1(const struct opts *o, size_t chunk, double limit);
 void run_w2(const struct opts *o);
-/* single.c: W3, W4. */
+/* single.c: W3, W4 (and W4zc), W6. */
 void run_w3(const struct opts *o);
-void run_w4(const struct opts *o, double limit);
+/* W4's copy rows against half the cached memcpy rate, W4zc against all. */
+void run_w4(const struct opts *o, double cached);
 void run_w6(const struct opts *o);
 /* many.c: W5. */
 void run_w5(const struct opts *o);

@@ -132,7 +132,9 @@ static struct sample w5_once(enum impl impl, struct mem *m)
         round_trip_all(p, impl);
     double dt = cpu_sec() - t0;
     uint64_t msgs = (uint64_t)PAIRS * ROUNDS * 2;
-    struct sample s = {(double)msgs / dt / 1e6, count_allocs() - a0, msgs};
+    struct sample s = {.value = (double)msgs / dt / 1e6,
+                       .allocs = count_allocs() - a0,
+                       .ops = msgs};
     if (impl != IMPL_MEMPIPE)
         s.allocs = s.ops = 0;
     pairs_close(p, impl);
@@ -173,7 +175,7 @@ void run_w5(const struct opts *o)
             if (i != IMPL_MEMPIPE)
                 continue;
             struct sample ms[3] = {
-                {m.hook, 0, 0}, {m.rss, 0, 0}, {m.warm, 0, 0}};
+                {.value = m.hook}, {.value = m.rss}, {.value = m.warm}};
             for (int k = 0; k < 3; k++)
                 row_add(&mem[k], &ms[k]);
         }

@@ -61,7 +61,7 @@ void run_memcpy(const struct opts *o, double *cached_gbps)
     unsigned char *src = touched(64 * KIB), *dst = touched(64 * KIB);
     unsigned char *bsrc = touched(big), *bdst = touched(big);
     for (int r = 0; r < o->runs; r++) {
-        struct sample s = {copy_rate(dst, src, 64 * KIB, total), 0, 0};
+        struct sample s = {.value = copy_rate(dst, src, 64 * KIB, total)};
         row_add(&rows[0], &s);
         s.value = copy_rate(bdst, bsrc, big, total);
         row_add(&rows[1], &s);

@@ -2,7 +2,8 @@
 /*
  * The printed table: one markdown table for the whole invocation, a group
  * of rows at a time (one workload and placement: mempipe and its kernel
- * baselines), then a summary of the issue-6 targets from the same numbers.
+ * baselines), then a summary of the issue-6 and issue-11 targets from the
+ * same numbers.
  */
 #include "bench.h"
 
@@ -54,6 +55,9 @@ void row_add(struct row *r, const struct sample *s)
     r->v[r->n++] = s->value;
     r->allocs += s->allocs;
     r->ops += s->ops;
+    r->wakes_w += s->wakes_w;
+    r->wakes_r += s->wakes_r;
+    r->bytes += s->bytes;
 }
 
 void table_header(const struct opts *o)
@@ -61,17 +65,21 @@ void table_header(const struct opts *o)
     printf("\n%d run%s per row: median, min-max spread. \"vs best kernel\": "
            "speed-up over the best of pipe(2)/socketpair in the same group "
            "(> 1 is faster, for every unit). \"vs limit\": share of half the "
-           "cache-resident memcpy rate (a pipe copies each byte twice). "
+           "cache-resident memcpy rate (a pipe copies each byte twice; W4zc, "
+           "which copies once, of the whole rate). "
            "allocs/op: allocations through mempipe_set_allocator in the "
            "timed loop after warm-up, per operation (chunk, round trip, "
-           "write+read pair or message). Two-thread rows (W1, W1s, W2) are "
+           "write+read pair or message). wakes/MiB: wake-ups of the "
+           "writer's + the reader's thread per MiB moved, all runs of the "
+           "row (W1, W1s: the parking wakers the library called, counted on "
+           "the ends' parkers). Two-thread rows (W1, W1s, W2) are "
            "timed by the wall clock from thread start to join; one-thread "
            "rows by the thread's CPU time (user + system), which time spent "
            "descheduled by other processes does not inflate.\n\n",
            o->runs, o->runs == 1 ? "" : "s");
     printf("| workload | placement | impl | median | min-max | unit "
-           "| vs best kernel | vs limit | allocs/op |\n");
-    printf("|---|---|---|--:|--:|---|--:|--:|--:|\n");
+           "| vs best kernel | vs limit | allocs/op | wakes/MiB |\n");
+    printf("|---|---|---|--:|--:|---|--:|--:|--:|--:|\n");
     fflush(stdout);
 }
 
@@ -116,6 +124,7 @@ void table_group(const struct row *rows, int n)
             continue;
         double med = row_median(r);
         char m[32], lo[32], hi[32], vs[32] = "-", lim[32] = "-", al[32] = "-";
+        char wk[80] = "-";
         fmt_num(m, sizeof m, med);
         fmt_num(lo, sizeof lo, row_min(r));
         fmt_num(hi, sizeof hi, row_max(r));
@@ -125,9 +134,16 @@ void table_group(const struct row *rows, int n)
             snprintf(lim, sizeof lim, "%.2f", med / r->limit);
         if (r->ops > 0)
             snprintf(al, sizeof al, "%.3g", (double)r->allocs / r->ops);
-        printf("| %s | %s | %s | %s | %s-%s | %s | %s | %s | %s |\n",
+        if (r->bytes > 0) {
+            char w[32], rd[32];
+            double mib = (double)r->bytes / (double)MIB;
+            fmt_num(w, sizeof w, (double)r->wakes_w / mib);
+            fmt_num(rd, sizeof rd, (double)r->wakes_r / mib);
+            snprintf(wk, sizeof wk, "%s+%s", w, rd);
+        }
+        printf("| %s | %s | %s | %s | %s-%s | %s | %s | %s | %s | %s |\n",
                r->workload, r->placement, r->impl, m, lo, hi, r->unit, vs, lim,
-               al);
+               al, wk);
         table_keep(r);
     }
     fflush(stdout);
@@ -143,7 +159,7 @@ void table_note(const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- targets of issue 6, checked from the kept rows ------------------- */
+/* ---- targets of issues 6 and 11, checked from the kept rows ----------- */
 
 #define KEEP_MAX 128
 static struct row kept[KEEP_MAX];
@@ -199,6 +215,51 @@ static void target(const char *what, double got, const char *unit, bool ok)
                       : "MISSED");
 }
 
+/* A mempipe row's wake-ups (writer + reader) per MiB, over all its runs. */
+static double wakes_per_mib(const char *id, const char *placement)
+{
+    const struct row *r = find(id, placement, impl_name[IMPL_MEMPIPE]);
+    if (r == NULL || r->bytes == 0)
+        return NAN;
+    return (double)(r->wakes_w + r->wakes_r) / ((double)r->bytes / MIB);
+}
+
+/* Issue 11: the zero-copy windows and the write low-water mark. */
+static void targets_issue11(void)
+{
+    const char *mp = impl_name[IMPL_MEMPIPE];
+    printf("\nTargets (issue 11), from the medians above:\n\n"
+           "| target | measured | verdict |\n|---|--:|---|\n");
+    double zc = med_of("W4zc", "-", mp);
+    double w4 = zc / med_of("W4", "-", mp);
+    target("W4zc >= 1.6x W4 mempipe (copy API)", w4, "x", w4 >= 1.6);
+    const struct row *z = find("W4zc", "-", mp);
+    double lim = z != NULL && z->limit > 0 ? zc / z->limit : NAN;
+    target("W4zc >= 0.8x cached memcpy", lim, "x", lim >= 0.8);
+    static const char *const ids[2][2] = {{"W1", "W1lowat"},
+                                          {"W1s", "W1slowat"}};
+    for (int k = 0; k < 2; k++)
+        for (int pl = 0; pl < PL_COUNT; pl++) {
+            char what[80];
+            const char *pn = placement_name[pl];
+            double r = med_of(ids[k][1], pn, mp) / med_of(ids[k][0], pn, mp);
+            snprintf(what, sizeof what, "%s lowat >= %s throughput, %s",
+                     ids[k][0], ids[k][0], pn);
+            target(what, r, "x", r >= 1);
+            double wk = wakes_per_mib(ids[k][1], pn);
+            double w0 = wakes_per_mib(ids[k][0], pn);
+            char base[32], unit[48];
+            fmt_num(base, sizeof base, w0);
+            snprintf(unit, sizeof unit, "vs %s", base);
+            snprintf(what, sizeof what,
+                     "%s lowat wake-ups/MiB >= 5%% below %s's, %s", ids[k][0],
+                     ids[k][0], pn);
+            target(what, wk, unit, wk <= 0.95 * w0);
+        }
+    printf("\nW3 instructions per pair (issue 11): `make callgrind` within "
+           "+3 of the figure before the zero-copy windows (153.5).\n");
+}
+
 void table_targets(void)
 {
     const char *mp = impl_name[IMPL_MEMPIPE];
@@ -239,6 +300,8 @@ void table_targets(void)
     }
     target("zero allocations per op (all mempipe rows)",
            ops > 0 ? (double)allocs : NAN, "allocs", allocs == 0);
-    printf("\nW3 instructions per pair: run `make callgrind` (target <= 60; "
-           "perf counters are often unavailable on shared VMs).\n");
+    printf("\nW3 instructions per pair: run `make callgrind` (issue 6: "
+           "target <= 60; perf counters are often unavailable on shared "
+           "VMs).\n");
+    targets_issue11();
 }

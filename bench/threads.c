@@ -6,6 +6,13 @@
  *   W1   bulk: 1 GiB written in 64 KiB blocking writes, then shutdown; the
  *        reader reads into a 64 KiB buffer until EOF. GB/s from thread start
  *        to both joined. W1s is the same with 4 KiB writes and reads.
+ *        "W1 lowat" and "W1s lowat" (mempipe only) are the same runs with
+ *        the writer's low-water mark at half the capacity
+ *        (mempipe_set_write_lowat, 32 KiB): a writer parked on a full pipe
+ *        is woken once so much is free (or its call's rest, if less),
+ *        instead of at the first byte freed. For mempipe the table also
+ *        shows the wake-ups per MiB moved, writer + reader, counted on the
+ *        ends' parkers (wakes.c) over the whole run.
  *   W2   ping-pong: A writes 64 B, B reads all 64 and writes them back, A
  *        reads all 64; 200,000 round trips. Microseconds per round trip.
  *
@@ -24,6 +31,7 @@
 #include <unistd.h>
 
 #define CAPACITY (64 * KIB)
+#define LOWAT    (CAPACITY / 2) /* the write mark of the lowat rows */
 #define MSG      64
 #define W2_WARM  4000
 
@@ -219,10 +227,15 @@ static void spawn2(void *(*f0)(void *), void *a0, void *(*f1)(void *), void *a1)
 }
 
 static struct sample w1_once(enum impl impl, enum placement pl, size_t chunk,
-                             size_t total)
+                             size_t total, bool lowat)
 {
     struct link l;
     link_open(&l, impl);
+    if (lowat) {
+        int rc = mempipe_set_write_lowat(l.a.mp, LOWAT);
+        if (rc != 0)
+            die("mempipe_set_write_lowat: %s", mempipe_strerror(rc));
+    }
     struct w1_arg w = {.s = &l.a, .chunk = chunk, .total = total};
     struct w1_arg r = {.s = &l.b, .chunk = chunk, .total = total};
     w.warm = total / chunk / 16; /* the first 1/16 warms up */
@@ -231,10 +244,18 @@ static struct sample w1_once(enum impl impl, enum placement pl, size_t chunk,
     double t0 = now_sec();
     spawn2(w1_writer, &w, w1_reader, &r);
     double dt = now_sec() - t0;
-    link_close(&l);
-    struct sample s = {(double)total / dt / 1e9, w.allocs, w.ops};
-    if (impl != IMPL_MEMPIPE)
+    struct sample s = {
+        .value = (double)total / dt / 1e9, .allocs = w.allocs, .ops = w.ops};
+    if (impl == IMPL_MEMPIPE) {
+        /* The writer sleeps on its end's write parker, the reader on its
+         * end's read parker; both counts start at 0 with the pipe. */
+        s.wakes_w = bench_wakes(l.a.mp, false);
+        s.wakes_r = bench_wakes(l.b.mp, true);
+        s.bytes = total;
+    } else {
         s.allocs = s.ops = 0; /* the hook sees only mempipe's allocations */
+    }
+    link_close(&l);
     return s;
 }
 
@@ -245,6 +266,16 @@ static bool placement_possible(enum placement pl)
     return pl != PL_SPLIT || a != b;
 }
 
+/* The rows of a W1 group: mempipe, mempipe with the write mark, kernels. */
+static const struct {
+    enum impl impl;
+    bool lowat;
+} w1_rows[] = {{IMPL_MEMPIPE, false},
+               {IMPL_MEMPIPE, true},
+               {IMPL_PIPE, false},
+               {IMPL_SOCKET, false}};
+#define W1_ROWS ((int)(sizeof w1_rows / sizeof w1_rows[0]))
+
 void run_w1(const struct opts *o, size_t chunk, double limit)
 {
     size_t total = o->quick ? 64 * MIB : GIB;
@@ -254,28 +285,34 @@ void run_w1(const struct opts *o, size_t chunk, double limit)
             table_note("split placement skipped: one usable CPU");
             continue;
         }
-        struct row rows[IMPL_COUNT];
-        for (int i = 0; i < IMPL_COUNT; i++)
+        struct row rows[W1_ROWS];
+        for (int i = 0; i < W1_ROWS; i++) {
+            bool lw = w1_rows[i].lowat;
             rows[i] = (struct row){
-                .id = small ? "W1s" : "W1",
-                .workload =
-                    small ? "W1s bulk, 4 KiB calls" : "W1 bulk, 64 KiB calls",
+                .id =
+                    small ? (lw ? "W1slowat" : "W1s") : (lw ? "W1lowat" : "W1"),
+                .workload = small ? (lw ? "W1s lowat, 4 KiB calls, mark 32 KiB"
+                                        : "W1s bulk, 4 KiB calls")
+                                  : (lw ? "W1 lowat, 64 KiB calls, mark 32 KiB"
+                                        : "W1 bulk, 64 KiB calls"),
                 .placement = placement_name[pl],
-                .impl = impl_name[i],
+                .impl = impl_name[w1_rows[i].impl],
                 .unit = "GB/s",
                 .sense = HIGHER_BETTER,
                 .limit = limit,
             };
-        /* Runs interleave the impls so slow phases of a shared machine
+        }
+        /* Runs interleave the rows so slow phases of a shared machine
          * hit all of them alike. */
         for (int r = 0; r < o->runs; r++)
-            for (int i = 0; i < IMPL_COUNT; i++) {
-                if (!(o->impls & (1u << i)))
+            for (int i = 0; i < W1_ROWS; i++) {
+                if (!(o->impls & (1u << w1_rows[i].impl)))
                     continue;
-                struct sample s = w1_once(i, pl, chunk, total);
+                struct sample s = w1_once(w1_rows[i].impl, pl, chunk, total,
+                                          w1_rows[i].lowat);
                 row_add(&rows[i], &s);
             }
-        table_group(rows, IMPL_COUNT);
+        table_group(rows, W1_ROWS);
     }
 }
 
@@ -334,7 +371,8 @@ static struct sample w2_once(enum impl impl, enum placement pl, size_t trips)
     spawn2(w2_pinger, &a, w2_ponger, &b);
     double dt = now_sec() - t0;
     link_close(&l);
-    struct sample s = {dt / (double)trips * 1e6, a.allocs, a.ops};
+    struct sample s = {
+        .value = dt / (double)trips * 1e6, .allocs = a.allocs, .ops = a.ops};
     if (impl != IMPL_MEMPIPE)
         s.allocs = s.ops = 0;
     return s;
