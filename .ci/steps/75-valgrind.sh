@@ -81,6 +81,12 @@ cat >"$supp" <<'EOF'
    fun:core_free
 }
 {
+   glibc-reuses-a-cached-thread-stack-helgrind-cannot-order-its-reset
+   Helgrind:Race
+   ...
+   fun:get_cached_stack
+}
+{
    zero-copy-spans-written-and-read-by-the-test-outside-any-mempipe-frame
    Helgrind:Race
    ...
