@@ -175,26 +175,35 @@ static struct sample w3_once(const struct opts *o, enum impl impl)
     return s;
 }
 
-void run_w3(const struct opts *o)
+/* One row per implementation from proto, each run of once() added to it,
+ * the implementations interleaved run by run. */
+static void run_group(const struct opts *o, struct row proto,
+                      struct sample (*once)(const struct opts *, enum impl))
 {
     struct row rows[IMPL_COUNT];
-    for (int i = 0; i < IMPL_COUNT; i++)
-        rows[i] = (struct row){
-            .id = "W3",
-            .workload = "W3 poll 64 B write+read",
-            .placement = "-",
-            .impl = impl_name[i],
-            .unit = "ns/pair",
-            .sense = LOWER_BETTER,
-        };
+    for (int i = 0; i < IMPL_COUNT; i++) {
+        rows[i] = proto;
+        rows[i].impl = impl_name[i];
+    }
     for (int r = 0; r < o->runs; r++)
         for (int i = 0; i < IMPL_COUNT; i++) {
             if (!(o->impls & (1u << i)))
                 continue;
-            struct sample s = w3_once(o, i);
+            struct sample s = once(o, i);
             row_add(&rows[i], &s);
         }
     table_group(rows, IMPL_COUNT);
+}
+
+void run_w3(const struct opts *o)
+{
+    run_group(o,
+              (struct row){.id = "W3",
+                           .workload = "W3 poll 64 B write+read",
+                           .placement = "-",
+                           .unit = "ns/pair",
+                           .sense = LOWER_BETTER},
+              w3_once);
 }
 
 /* ---- W4 ---------------------------------------------------------------- */
@@ -368,8 +377,9 @@ static void w6_loop(struct conn *c, uint64_t n)
         die("W6: wrong bytes read back");
 }
 
-static struct sample w6_once(enum impl impl, uint64_t iters)
+static struct sample w6_once(const struct opts *o, enum impl impl)
 {
+    uint64_t iters = o->quick ? 100000 : 2000000;
     struct conn c;
     conn_open(&c, impl);
     w6_loop(&c, WARM_PAIRS);
@@ -388,23 +398,11 @@ static struct sample w6_once(enum impl impl, uint64_t iters)
 
 void run_w6(const struct opts *o)
 {
-    uint64_t iters = o->quick ? 100000 : 2000000;
-    struct row rows[IMPL_COUNT];
-    for (int i = 0; i < IMPL_COUNT; i++)
-        rows[i] = (struct row){
-            .id = "W6",
-            .workload = "W6 poll writev+readv, 16+48 B",
-            .placement = "-",
-            .impl = impl_name[i],
-            .unit = "ns/pair",
-            .sense = LOWER_BETTER,
-        };
-    for (int r = 0; r < o->runs; r++)
-        for (int i = 0; i < IMPL_COUNT; i++) {
-            if (!(o->impls & (1u << i)))
-                continue;
-            struct sample s = w6_once(i, iters);
-            row_add(&rows[i], &s);
-        }
-    table_group(rows, IMPL_COUNT);
+    run_group(o,
+              (struct row){.id = "W6",
+                           .workload = "W6 poll writev+readv, 16+48 B",
+                           .placement = "-",
+                           .unit = "ns/pair",
+                           .sense = LOWER_BETTER},
+              w6_once);
 }
