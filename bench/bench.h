@@ -49,6 +49,7 @@ enum {
     W_W4 = 1u << 5,
     W_W5 = 1u << 6,
     W_W6 = 1u << 7,
+    W_W1C = 1u << 8,
 };
 
 /* One measurement: the workload's value plus its steady-state allocations. */
@@ -136,7 +137,9 @@ void table_targets(void);
 /* memcpy.c: fills *cached_gbps with the cache-resident copy rate. */
 void run_memcpy(const struct opts *o, double *cached_gbps);
 /* threads.c: W1, W1s, W2 in three placements. */
-void run_w1(const struct opts *o, size_t chunk, double limit);
+/* W1's variants: 64 KiB calls, 4 KiB calls, 4 KiB calls to a slow reader. */
+enum w1_variant { W1_BULK, W1_SMALL, W1_SLOW };
+void run_w1(const struct opts *o, enum w1_variant v, double limit);
 void run_w2(const struct opts *o);
 /* single.c: W3, W4 (and W4zc), W6. */
 void run_w3(const struct opts *o);

@@ -62,21 +62,22 @@ void row_add(struct row *r, const struct sample *s)
 
 void table_header(const struct opts *o)
 {
-    printf("\n%d run%s per row: median, min-max spread. \"vs best kernel\": "
-           "speed-up over the best of pipe(2)/socketpair in the same group "
-           "(> 1 is faster, for every unit). \"vs limit\": share of half the "
-           "cache-resident memcpy rate (a pipe copies each byte twice; W4zc, "
-           "which copies once, of the whole rate). "
-           "allocs/op: allocations through mempipe_set_allocator in the "
-           "timed loop after warm-up, per operation (chunk, round trip, "
-           "write+read pair or message). wakes/MiB: wake-ups of the "
-           "writer's + the reader's thread per MiB moved, all runs of the "
-           "row (W1, W1s: the parking wakers the library called, counted on "
-           "the ends' parkers). Two-thread rows (W1, W1s, W2) are "
-           "timed by the wall clock from thread start to join; one-thread "
-           "rows by the thread's CPU time (user + system), which time spent "
-           "descheduled by other processes does not inflate.\n\n",
-           o->runs, o->runs == 1 ? "" : "s");
+    printf(
+        "\n%d run%s per row: median, min-max spread. \"vs best kernel\": "
+        "speed-up over the best of pipe(2)/socketpair in the same group "
+        "(> 1 is faster, for every unit). \"vs limit\": share of half the "
+        "cache-resident memcpy rate (a pipe copies each byte twice; W4zc, "
+        "which copies once, of the whole rate). "
+        "allocs/op: allocations through mempipe_set_allocator in the "
+        "timed loop after warm-up, per operation (chunk, round trip, "
+        "write+read pair or message). wakes/MiB: wake-ups of the "
+        "writer's + the reader's thread per MiB moved, all runs of the "
+        "row (W1, W1s, W1c: the parking wakers the library called, counted on "
+        "the ends' parkers). Two-thread rows (W1, W1s, W1c, W2) are "
+        "timed by the wall clock from thread start to join; one-thread "
+        "rows by the thread's CPU time (user + system), which time spent "
+        "descheduled by other processes does not inflate.\n\n",
+        o->runs, o->runs == 1 ? "" : "s");
     printf("| workload | placement | impl | median | min-max | unit "
            "| vs best kernel | vs limit | allocs/op | wakes/MiB |\n");
     printf("|---|---|---|--:|--:|---|--:|--:|--:|--:|\n");
@@ -236,9 +237,9 @@ static void targets_issue11(void)
     const struct row *z = find("W4zc", "-", mp);
     double lim = z != NULL && z->limit > 0 ? zc / z->limit : NAN;
     target("W4zc >= 0.8x cached memcpy", lim, "x", lim >= 0.8);
-    static const char *const ids[2][2] = {{"W1", "W1lowat"},
-                                          {"W1s", "W1slowat"}};
-    for (int k = 0; k < 2; k++)
+    static const char *const ids[3][2] = {
+        {"W1", "W1lowat"}, {"W1s", "W1slowat"}, {"W1c", "W1clowat"}};
+    for (int k = 0; k < 3; k++)
         for (int pl = 0; pl < PL_COUNT; pl++) {
             char what[80];
             const char *pn = placement_name[pl];

@@ -6,6 +6,10 @@
  *   W1   bulk: 1 GiB written in 64 KiB blocking writes, then shutdown; the
  *        reader reads into a 64 KiB buffer until EOF. GB/s from thread start
  *        to both joined. W1s is the same with 4 KiB writes and reads.
+ *        W1c is W1s with a slow consumer: the reader runs FNV-1a over
+ *        every byte it reads (about 1 GB/s), so the writer is the one that
+ *        parks, on a full pipe: the load the write mark is for. Its total
+ *        is 256 MiB.
  *        "W1 lowat" and "W1s lowat" (mempipe only) are the same runs with
  *        the writer's low-water mark at half the capacity
  *        (mempipe_set_write_lowat, 32 KiB): a writer parked on a full pipe
@@ -150,6 +154,8 @@ struct w1_arg {
     struct side *s;
     int cpu;
     size_t chunk, total, warm; /* warm: chunks before the counted window */
+    bool slow;                 /* the reader hashes every byte (W1c) */
+    uint32_t hash;             /* the slow reader's FNV-1a, kept live */
     uint64_t allocs, ops;
 };
 
@@ -190,11 +196,17 @@ static void *w1_reader(void *arg)
     if (buf == NULL)
         die("out of memory");
     size_t pos = 0, n;
+    uint32_t h = 2166136261u;
     while ((n = side_read(a->s, buf, a->chunk)) > 0) {
         if (buf[0] != pattern_at(pos, a->chunk))
             die("W1: wrong byte at offset %zu", pos);
+        /* FNV-1a: each step waits for the last multiply, so the compiler
+         * cannot vectorise it away; the result is stored below. */
+        for (size_t i = 0; a->slow && i < n; i++)
+            h = (h ^ buf[i]) * 16777619u;
         pos += n;
     }
+    a->hash = h;
     if (pos != a->total)
         die("W1: read %zu of %zu bytes", pos, a->total);
     free(buf);
@@ -227,7 +239,7 @@ static void spawn2(void *(*f0)(void *), void *a0, void *(*f1)(void *), void *a1)
 }
 
 static struct sample w1_once(enum impl impl, enum placement pl, size_t chunk,
-                             size_t total, bool lowat)
+                             size_t total, bool lowat, bool slow)
 {
     struct link l;
     link_open(&l, impl);
@@ -237,7 +249,7 @@ static struct sample w1_once(enum impl impl, enum placement pl, size_t chunk,
             die("mempipe_set_write_lowat: %s", mempipe_strerror(rc));
     }
     struct w1_arg w = {.s = &l.a, .chunk = chunk, .total = total};
-    struct w1_arg r = {.s = &l.b, .chunk = chunk, .total = total};
+    struct w1_arg r = {.s = &l.b, .chunk = chunk, .total = total, .slow = slow};
     w.warm = total / chunk / 16; /* the first 1/16 warms up */
     placement_cpus(pl, &w.cpu, &r.cpu);
 
@@ -276,10 +288,20 @@ static const struct {
                {IMPL_SOCKET, false}};
 #define W1_ROWS ((int)(sizeof w1_rows / sizeof w1_rows[0]))
 
-void run_w1(const struct opts *o, size_t chunk, double limit)
+/* The row names of a W1 variant: id, then the workload's label. */
+static const char *const w1_names[3][2][2] = {
+    {{"W1", "W1 bulk, 64 KiB calls"},
+     {"W1lowat", "W1 lowat, 64 KiB calls, mark 32 KiB"}},
+    {{"W1s", "W1s bulk, 4 KiB calls"},
+     {"W1slowat", "W1s lowat, 4 KiB calls, mark 32 KiB"}},
+    {{"W1c", "W1c slow reader (FNV-1a), 4 KiB calls"},
+     {"W1clowat", "W1c lowat, slow reader, mark 32 KiB"}},
+};
+
+void run_w1(const struct opts *o, enum w1_variant v, double limit)
 {
-    size_t total = o->quick ? 64 * MIB : GIB;
-    bool small = chunk != 64 * KIB;
+    size_t chunk = v == W1_BULK ? 64 * KIB : 4 * KIB;
+    size_t total = o->quick ? 64 * MIB : v == W1_SLOW ? 256 * MIB : GIB;
     for (int pl = 0; pl < PL_COUNT; pl++) {
         if (!placement_possible(pl)) {
             table_note("split placement skipped: one usable CPU");
@@ -289,27 +311,25 @@ void run_w1(const struct opts *o, size_t chunk, double limit)
         for (int i = 0; i < W1_ROWS; i++) {
             bool lw = w1_rows[i].lowat;
             rows[i] = (struct row){
-                .id =
-                    small ? (lw ? "W1slowat" : "W1s") : (lw ? "W1lowat" : "W1"),
-                .workload = small ? (lw ? "W1s lowat, 4 KiB calls, mark 32 KiB"
-                                        : "W1s bulk, 4 KiB calls")
-                                  : (lw ? "W1 lowat, 64 KiB calls, mark 32 KiB"
-                                        : "W1 bulk, 64 KiB calls"),
+                .id = w1_names[v][lw][0],
+                .workload = w1_names[v][lw][1],
                 .placement = placement_name[pl],
                 .impl = impl_name[w1_rows[i].impl],
                 .unit = "GB/s",
                 .sense = HIGHER_BETTER,
-                .limit = limit,
+                .limit = v == W1_SLOW ? 0 : limit,
             };
         }
         /* Runs interleave the rows so slow phases of a shared machine
-         * hit all of them alike. */
+         * hit all of them alike. The slow reader's rows are mempipe's
+         * alone: they compare the mark with its absence. */
         for (int r = 0; r < o->runs; r++)
             for (int i = 0; i < W1_ROWS; i++) {
-                if (!(o->impls & (1u << w1_rows[i].impl)))
+                if (!(o->impls & (1u << w1_rows[i].impl)) ||
+                    (v == W1_SLOW && w1_rows[i].impl != IMPL_MEMPIPE))
                     continue;
                 struct sample s = w1_once(w1_rows[i].impl, pl, chunk, total,
-                                          w1_rows[i].lowat);
+                                          w1_rows[i].lowat, v == W1_SLOW);
                 row_add(&rows[i], &s);
             }
         table_group(rows, W1_ROWS);
