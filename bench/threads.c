@@ -10,10 +10,10 @@
  *        every byte it reads (about 1 GB/s), so the writer is the one that
  *        parks, on a full pipe: the load the write mark is for. Its total
  *        is 256 MiB.
- *        "W1 lowat" and "W1s lowat" (mempipe only) are the same runs with
- *        the writer's low-water mark at half the capacity
+ *        "W1 lowat", "W1s lowat" and "W1c lowat" (mempipe only) are the
+ *        same runs with the writer's low-water mark at half the capacity
  *        (mempipe_set_write_lowat, 32 KiB): a writer parked on a full pipe
- *        is woken once so much is free (or its call's rest, if less),
+ *        is woken once so much is free, whatever its call has left (R65),
  *        instead of at the first byte freed. For mempipe the table also
  *        shows the wake-ups per MiB moved, writer + reader, counted on the
  *        ends' parkers (wakes.c) over the whole run.
