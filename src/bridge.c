@@ -364,7 +364,7 @@ int mempipe_bridge_fd(mempipe *end, int fd, mempipe_bridge **out)
 {
     if (out == NULL)
         return -EINVAL;
-    mempipe_bridge *b;
+    mempipe_bridge *b = NULL;
     int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
     int rc = mempipe_bridge_new(end, fd, &b);
     if (rc != 0)
