@@ -50,6 +50,7 @@ enum {
     W_W5 = 1u << 6,
     W_W6 = 1u << 7,
     W_W1C = 1u << 8,
+    W_W1B = 1u << 9,
 };
 
 /* One measurement: the workload's value plus its steady-state allocations. */
@@ -140,6 +141,8 @@ void run_memcpy(const struct opts *o, double *cached_gbps);
 /* W1's variants: 64 KiB calls, 4 KiB calls, 4 KiB calls to a slow reader. */
 enum w1_variant { W1_BULK, W1_SMALL, W1_SLOW };
 void run_w1(const struct opts *o, enum w1_variant v, double limit);
+/* W1b: W1 through a bridge to a socketpair, against the socketpair. */
+void run_wb(const struct opts *o);
 void run_w2(const struct opts *o);
 /* single.c: W3, W4 (and W4zc), W6. */
 void run_w3(const struct opts *o);

@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "usage: mempipe_bench [options]\n"
             "  --quick          smaller sizes and 1 run (CI smoke)\n"
             "  --only LIST      workloads to run, comma-separated: memcpy, "
-            "W1, W1s, W1c, W2, W3, W4, W5, W6\n"
+            "W1, W1s, W1c, W1b, W2, W3, W4, W5, W6\n"
             "  --runs N         runs per row (default 5, --quick 1; max %d)\n"
             "  --impl NAME      mempipe, pipe, socketpair or all (default)\n"
             "  --w3-iters N     W3 pairs per run after a fixed 10000-pair "
@@ -36,9 +36,10 @@ static unsigned parse_only(const char *list)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"memcpy", W_MEMCPY}, {"W1", W_W1}, {"W1s", W_W1S},
-                 {"W1c", W_W1C},       {"W2", W_W2}, {"W3", W_W3},
-                 {"W4", W_W4},         {"W5", W_W5}, {"W6", W_W6}};
+    } names[] = {{"memcpy", W_MEMCPY}, {"W1", W_W1},   {"W1s", W_W1S},
+                 {"W1c", W_W1C},       {"W1b", W_W1B}, {"W2", W_W2},
+                 {"W3", W_W3},         {"W4", W_W4},   {"W5", W_W5},
+                 {"W6", W_W6}};
     unsigned bits = 0;
     char *copy = strdup(list), *save = NULL;
     if (copy == NULL)
@@ -142,6 +143,8 @@ int main(int argc, char **argv)
         run_w1(&o, W1_SMALL, half);
     if (all || (o.only & W_W1C))
         run_w1(&o, W1_SLOW, half);
+    if (all || (o.only & W_W1B))
+        run_wb(&o);
     if (all || (o.only & W_W2))
         run_w2(&o);
     if (all || (o.only & W_W3))

@@ -261,6 +261,22 @@ static void targets_issue11(void)
            "+3 of the figure before the zero-copy windows (153.5).\n");
 }
 
+/* Issue 14: a bridge adds at most one copy. */
+static void targets_issue14(void)
+{
+    printf("\nTargets (issue 14), from the medians above:\n\n"
+           "| target | measured | verdict |\n|---|--:|---|\n");
+    for (int pl = 0; pl < PL_COUNT; pl++) {
+        char what[80];
+        const char *pn = placement_name[pl];
+        double r = med_of("W1b", pn, "mempipe + bridge") /
+                   med_of("W1b", pn, impl_name[IMPL_SOCKET]);
+        snprintf(what, sizeof what,
+                 "W1b through a bridge >= 0.8x socketpair, %s", pn);
+        target(what, r, "x", r >= 0.8);
+    }
+}
+
 void table_targets(void)
 {
     const char *mp = impl_name[IMPL_MEMPIPE];
@@ -305,4 +321,5 @@ void table_targets(void)
            "target <= 60; perf counters are often unavailable on shared "
            "VMs).\n");
     targets_issue11();
+    targets_issue14();
 }

@@ -336,6 +336,89 @@ void run_w1(const struct opts *o, enum w1_variant v, double limit)
     }
 }
 
+/* ---- W1b: through a bridge ------------------------------------------- */
+
+/*
+ * W1 from a mempipe end through a bridge (mempipe_bridge_fd) to a
+ * socketpair, read at the socket's far side, against the same transfer
+ * written straight into the socketpair. The writer and the reader are
+ * pinned as the placement says; the bridge's thread shares their core
+ * on one core and runs where it is scheduled otherwise. The bridge
+ * copies nothing itself (it hands the end's bytes to sendmsg in place), so
+ * the two rows differ by the bridge's hand-off, not by a copy.
+ */
+static struct sample wb_once(enum placement pl, bool bridged, size_t total)
+{
+    int s[2];
+    make_socketpair(s, false);
+    mempipe *a = NULL, *b = NULL;
+    mempipe_bridge *br = NULL;
+    struct side ws = {.impl = IMPL_SOCKET, .rfd = -1, .wfd = s[0]};
+    struct side rs = {.impl = IMPL_SOCKET, .rfd = s[1], .wfd = -1};
+    struct w1_arg w = {.s = &ws, .chunk = 64 * KIB, .total = total};
+    struct w1_arg r = {.s = &rs, .chunk = 64 * KIB, .total = total};
+    placement_cpus(pl, &w.cpu, &r.cpu);
+    if (bridged) {
+        /* The bridge's thread inherits this thread's CPU mask: on one
+         * core it shares that core too, as it would on a 1-CPU machine. */
+        cpu_set_t old;
+        pthread_getaffinity_np(pthread_self(), sizeof old, &old);
+        if (pl == PL_ONE)
+            pin_self(w.cpu);
+        int rc = mempipe_duplex(CAPACITY, &a, &b);
+        if (rc == 0)
+            rc = mempipe_bridge_fd(b, s[0], &br);
+        pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+        if (rc != 0)
+            die("bridge: %s", mempipe_strerror(rc));
+        ws = (struct side){.impl = IMPL_MEMPIPE, .mp = a, .rfd = -1, .wfd = -1};
+    }
+    w.warm = total / w.chunk / 16;
+    double t0 = now_sec();
+    spawn2(w1_writer, &w, w1_reader, &r);
+    double dt = now_sec() - t0;
+    struct sample smp = {.value = (double)total / dt / 1e9};
+    if (bridged) {
+        mempipe_close(a);
+        int rc = mempipe_bridge_join(br); /* it closed s[0] */
+        if (rc != 0)
+            die("mempipe_bridge_join: %s", mempipe_strerror(rc));
+    } else {
+        close(s[0]);
+    }
+    close(s[1]);
+    return smp;
+}
+
+void run_wb(const struct opts *o)
+{
+    size_t total = o->quick ? 64 * MIB : GIB;
+    for (int pl = 0; pl < PL_COUNT; pl++) {
+        if (!placement_possible(pl))
+            continue;
+        struct row rows[2] = {
+            {.id = "W1b",
+             .workload = "W1b 64 KiB calls, end -> bridge -> socketpair",
+             .placement = placement_name[pl],
+             .impl = "mempipe + bridge",
+             .unit = "GB/s",
+             .sense = HIGHER_BETTER},
+            {.id = "W1b",
+             .workload = "W1b 64 KiB calls, end -> bridge -> socketpair",
+             .placement = placement_name[pl],
+             .impl = impl_name[IMPL_SOCKET],
+             .unit = "GB/s",
+             .sense = HIGHER_BETTER},
+        };
+        for (int r = 0; r < o->runs; r++)
+            for (int i = 0; i < 2; i++) {
+                struct sample smp = wb_once(pl, i == 0, total);
+                row_add(&rows[i], &smp);
+            }
+        table_group(rows, 2);
+    }
+}
+
 /* ---- W2 ---------------------------------------------------------------- */
 
 struct w2_arg {

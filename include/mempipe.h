@@ -1103,6 +1103,118 @@ MEMPIPE_EXTERN unsigned mempipe_budget_left(void);
  */
 MEMPIPE_EXTERN int mempipe_describe(const mempipe *end, char *buf, size_t len);
 
+/* ----------------------------------------------------------------------- */
+/* Bridges to real fds                                                     */
+/* ----------------------------------------------------------------------- */
+
+struct pollfd;
+
+/* A running pump between one end and one stream fd; opaque. */
+typedef struct mempipe_bridge mempipe_bridge;
+
+/*
+ * Pumps bytes both ways between end and fd, a connected stream socket
+ * (AF_UNIX, TCP, ...) or one end of a pipe or FIFO, on a thread of its own,
+ * until both directions are over; then closes fd and end. So code written
+ * against the end's peer is reachable through the fd (a TCP connection,
+ * say) as it is in memory. A pipe fd runs one way: a pipe's read end pumps
+ * into the end, and the end is read-shut (its peer's writes fail with
+ * -EPIPE: nobody takes them); a pipe's write end pumps out of the end, and
+ * the end is shut down (its peer reads EOF).
+ *
+ * Nothing is buffered or copied by the bridge: it hands the end's bytes to
+ * the kernel in place (mempipe_read_peek) and reads the fd's into the end
+ * in place (mempipe_write_reserve), never more than the other side takes
+ * now, so both ways keep their backpressure. The stream's ends follow the
+ * socket's rules (SPEC R80-R85):
+ *   - the end's peer shuts down or closes (the end reads EOF): shutdown(fd,
+ *     SHUT_WR) after the last byte (a pipe's write end is closed);
+ *   - the fd reads EOF: mempipe_shutdown(end) after the last byte, so the
+ *     end's peer reads EOF;
+ *   - the end's peer aborts (-ECONNRESET): the fd is reset (SO_LINGER
+ *     {1, 0}, then closed: a TCP peer gets an RST) and the bridge ends;
+ *   - the fd is reset (ECONNRESET): the end is closed with -ECONNRESET for
+ *     its peer's reads (mempipe_close_with_error) and the bridge ends;
+ *   - the fd's peer stops reading (EPIPE): the end is read-shut, so its
+ *     peer's writes fail with -EPIPE (mempipe_shutdown_read);
+ *   - the end's peer closes its read side (the end's writes -EPIPE):
+ *     shutdown(fd, SHUT_RD).
+ * No SIGPIPE is ever raised: sockets are written with MSG_NOSIGNAL, pipes
+ * with SIGPIPE blocked on the bridge's thread and any SIGPIPE it raised
+ * taken back.
+ *
+ * Returns 0 and *out, to be given to mempipe_bridge_join() exactly once.
+ * Errors (nothing is taken: end and fd stay the caller's, unchanged but
+ * for end's mempipe_fd() being made, and fd's O_NONBLOCK restored):
+ *   -EINVAL      end or out NULL, fd < 0, fd a listening socket, or a FIFO
+ *                opened for both reading and writing;
+ *   -EBADF       fd not open;
+ *   -ENOTSOCK    fd neither a socket nor a pipe/FIFO (a regular file, ...);
+ *   -EPROTOTYPE  a socket that is not SOCK_STREAM (datagrams, ...);
+ *   -ENOTCONN    a stream socket not connected;
+ *   -ENOMEM, -EMFILE, -ENFILE, -EAGAIN  no memory, no fd for the end's
+ *                mempipe_fd(), or no thread.
+ * Ownership: on success the bridge owns end and fd: use neither again (the
+ * end's peer is the caller's to use, from any thread). The bridge sets fd
+ * O_NONBLOCK.
+ * Threads: any thread. The bridge's thread runs no waker of the caller's:
+ * it drives the end with its own calls; the end's peer's wakers run as
+ * always, on the thread that makes the progress (the bridge's, for bytes
+ * it brings in).
+ */
+MEMPIPE_EXTERN int mempipe_bridge_fd(mempipe *end, int fd,
+                                     mempipe_bridge **out);
+
+/*
+ * Waits until both directions of b are over (its fd and end are closed by
+ * then) and frees b. A bridge made by mempipe_bridge_new() has no thread:
+ * join runs it on the calling thread until it is over (a blocking pump).
+ * Returns 0 after a clean end both ways (EOF each way, or a reset passed
+ * on: resets are the streams' business, not the bridge's), else the first
+ * error the bridge met on either side (a negative errno: -EIO from the
+ * fd, ...). -EINVAL if b is NULL. Call it once per bridge, from one thread.
+ */
+MEMPIPE_EXTERN int mempipe_bridge_join(mempipe_bridge *b);
+
+/*
+ * The same bridge without a thread, for a caller's event loop: nothing
+ * moves until mempipe_bridge_step(). Same arguments, errors and ownership
+ * as mempipe_bridge_fd() (no -EAGAIN for a thread). Free it with
+ * mempipe_bridge_join() (which first runs it to the end) or
+ * mempipe_bridge_abort().
+ */
+MEMPIPE_EXTERN int mempipe_bridge_new(mempipe *end, int fd,
+                                      mempipe_bridge **out);
+
+/*
+ * Moves what can move now, both ways, without blocking. Returns 0: call it
+ * again once one of the fds of mempipe_bridge_pollfds() is ready; 1: both
+ * directions are over, fd and end are closed (join or abort b to free it;
+ * further steps return 1); -EINVAL: b NULL. Level-triggered: after a step,
+ * the pollfds say exactly what it waits for, so poll(2), or epoll in either
+ * mode with the fds re-armed after every step, works. Threads: one thread
+ * at a time per bridge; not for a bridge of mempipe_bridge_fd().
+ */
+MEMPIPE_EXTERN int mempipe_bridge_step(mempipe_bridge *b);
+
+/*
+ * Fills fds[0] (fds has room for 2: the end's mempipe_fd()) and fds[1] (the
+ * bridge's fd) with the events the last step waits for (either may be 0: that
+ * fd need not be watched), revents 0, and returns 2; 0 once b is over; -EINVAL
+ * if b or fds is NULL. The fds stay the bridge's: only poll them. fds is the
+ * caller's, written during the call.
+ */
+MEMPIPE_EXTERN int mempipe_bridge_pollfds(const mempipe_bridge *b,
+                                          struct pollfd *fds);
+
+/*
+ * Ends a thread-less bridge at once, if not over: the fd is reset as by an
+ * abortive close and the end aborted (its peer reads -ECONNRESET); then
+ * frees b. NULL, and a bridge of mempipe_bridge_fd() (which must be
+ * joined), are ignored. One thread, once per bridge.
+ */
+MEMPIPE_EXTERN void mempipe_bridge_abort(mempipe_bridge *b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -48,6 +48,7 @@ if [ "$level" = ci ]; then
     want clang have clang
     want clang-format have clang-format
     want valgrind have valgrind
+    want curl have curl
     want libclang-rt-14-dev test -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
     want libuv1-dev has_pc libuv
     want libevent-dev has_pc libevent

@@ -30,6 +30,9 @@ static const struct {
     {EEXIST, "exists: another handle already watches this fd"},
     {EIO, "input/output error: the event loop refused the change"},
     {EPROTO, "protocol error: the peer broke the protocol or the script"},
+    {ENOTSOCK, "not a socket or pipe: a bridge needs a stream fd"},
+    {EPROTOTYPE, "wrong socket type: a bridge needs SOCK_STREAM"},
+    {ENOTCONN, "not connected: a bridge needs a connected socket"},
 };
 
 const char *mempipe_strerror(int err)

@@ -139,11 +139,24 @@ static const struct {
     const char *name;
     int code;
 } names[] = {
-    {"EAGAIN", EAGAIN}, {"EPIPE", EPIPE},           {"EINVAL", EINVAL},
-    {"EBADF", EBADF},   {"ENOMEM", ENOMEM},         {"ETIMEDOUT", ETIMEDOUT},
-    {"EBUSY", EBUSY},   {"ECONNRESET", ECONNRESET}, {"ENOSYS", ENOSYS},
-    {"EMFILE", EMFILE}, {"ENFILE", ENFILE},         {"EEXIST", EEXIST},
-    {"EIO", EIO},       {"ENODEV", ENODEV},         {"EPROTO", EPROTO},
+    {"EAGAIN", EAGAIN},
+    {"EPIPE", EPIPE},
+    {"EINVAL", EINVAL},
+    {"EBADF", EBADF},
+    {"ENOMEM", ENOMEM},
+    {"ETIMEDOUT", ETIMEDOUT},
+    {"EBUSY", EBUSY},
+    {"ECONNRESET", ECONNRESET},
+    {"ENOSYS", ENOSYS},
+    {"EMFILE", EMFILE},
+    {"ENFILE", ENFILE},
+    {"EEXIST", EEXIST},
+    {"EIO", EIO},
+    {"ENODEV", ENODEV},
+    {"EPROTO", EPROTO},
+    {"ENOTSOCK", ENOTSOCK},
+    {"EPROTOTYPE", EPROTOTYPE},
+    {"ENOTCONN", ENOTCONN},
 };
 
 /* The whole file, NUL-terminated; fails the test if it cannot be read. */
