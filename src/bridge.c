@@ -54,6 +54,7 @@ struct mempipe_bridge {
     mempipe *end;
     int fd;
     int efd;     /* mempipe_fd(end): POLLIN/POLLOUT as the end's calls */
+    int fl0;     /* fd's file status flags before the bridge */
     bool sock;   /* fd is a socket (else a pipe or FIFO) */
     bool e2f;    /* end -> fd still runs */
     bool f2e;    /* fd -> end still runs */
@@ -163,12 +164,13 @@ static void pump_e2f(struct mempipe_bridge *b)
             return;
         }
         ssize_t k = put(b, iov, n);
-        if (k == -EAGAIN || k == -EWOULDBLOCK || k == -EINTR || k == 0) {
+        if (k == -EINTR) {
             (void)mempipe_read_consume(b->end, 0);
-            if (k != -EINTR)
-                b->fwant |= POLLOUT;
-            if (k == -EINTR)
-                continue;
+            continue;
+        }
+        if (k == -EAGAIN || k == -EWOULDBLOCK || k == 0) { /* fd full */
+            (void)mempipe_read_consume(b->end, 0);
+            b->fwant |= POLLOUT;
             return;
         }
         if (k < 0) {
@@ -299,18 +301,18 @@ static void *bridge_main(void *arg)
     return NULL;
 }
 
-/* What fd is: 1 stream socket, 0 pipe or FIFO, or a negative errno. */
-static int classify(int fd, int *acc)
+/* What fd is: 1 stream socket, 0 pipe or FIFO, or a negative errno;
+ * *fl its file status flags. */
+static int classify(int fd, int *fl)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
         return -errno;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
+    *fl = fcntl(fd, F_GETFL);
+    if (*fl < 0)
         return -errno;
-    *acc = fl & O_ACCMODE;
     if (S_ISFIFO(st.st_mode)) /* one way: read-only or write-only */
-        return *acc == O_RDWR ? -EINVAL : 0;
+        return (*fl & O_ACCMODE) == O_RDWR ? -EINVAL : 0;
     if (!S_ISSOCK(st.st_mode))
         return -ENOTSOCK;
     int type = 0, listening = 0;
@@ -334,16 +336,14 @@ int mempipe_bridge_new(mempipe *end, int fd, mempipe_bridge **out)
 {
     if (end == NULL || fd < 0 || out == NULL)
         return -EINVAL;
-    int acc = O_RDWR;
-    int kind = classify(fd, &acc);
+    int fl;
+    int kind = classify(fd, &fl);
     if (kind < 0)
         return kind;
     int efd = mempipe_fd(end);
     if (efd < 0)
         return efd;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
+    int acc = fl & O_ACCMODE;
     mempipe_bridge *b = mempipe__alloc(sizeof *b);
     if (b == NULL)
         return -ENOMEM;
@@ -352,7 +352,8 @@ int mempipe_bridge_new(mempipe *end, int fd, mempipe_bridge **out)
         mempipe__free(b, sizeof *b);
         return e;
     }
-    *b = (mempipe_bridge){.end = end, .fd = fd, .efd = efd, .sock = kind == 1};
+    *b = (mempipe_bridge){
+        .end = end, .fd = fd, .efd = efd, .fl0 = fl, .sock = kind == 1};
     /* A pipe fd runs one way: the way its access mode allows. */
     b->e2f = kind == 1 || acc == O_WRONLY;
     b->f2e = kind == 1 || acc == O_RDONLY;
@@ -365,7 +366,6 @@ int mempipe_bridge_fd(mempipe *end, int fd, mempipe_bridge **out)
     if (out == NULL)
         return -EINVAL;
     mempipe_bridge *b = NULL;
-    int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
     int rc = mempipe_bridge_new(end, fd, &b);
     if (rc != 0)
         return rc;
@@ -374,7 +374,7 @@ int mempipe_bridge_fd(mempipe *end, int fd, mempipe_bridge **out)
     if (rc != 0) {
         /* Nothing taken: the fd's flags back; the end is as it was (its
          * mempipe_fd, made on first request, stays with it). */
-        (void)fcntl(fd, F_SETFL, fl);
+        (void)fcntl(fd, F_SETFL, b->fl0);
         mempipe__free(b, sizeof *b);
         return -rc;
     }

@@ -87,38 +87,7 @@ static void fd_write_all(int fd, const void *buf, size_t n)
     }
 }
 
-/* Reads fd to EOF, checking the pattern; returns the bytes read. */
-static size_t fd_read_check(int fd, uint64_t seed)
-{
-    unsigned char buf[8192];
-    size_t pos = 0;
-    for (;;) {
-        ssize_t k = read(fd, buf, sizeof buf);
-        if (k < 0 && errno == EINTR)
-            continue;
-        assert_true(k >= 0);
-        if (k == 0)
-            return pos;
-        assert_int_equal(tu_check_pattern(buf, (size_t)k, pos, seed), -1);
-        pos += (size_t)k;
-    }
-}
-
-/* Reads end to EOF, checking the pattern; returns the bytes read. */
-static size_t end_read_check(mempipe *e, uint64_t seed)
-{
-    unsigned char buf[8192];
-    size_t pos = 0;
-    for (;;) {
-        ssize_t k = mempipe_read(e, buf, sizeof buf);
-        assert_true(k >= 0);
-        if (k == 0)
-            return pos;
-        assert_int_equal(tu_check_pattern(buf, (size_t)k, pos, seed), -1);
-        pos += (size_t)k;
-    }
-}
-
+/* One side of a transfer: a mempipe end, or (e NULL) an fd. */
 struct job {
     mempipe *e;
     int fd;
@@ -126,33 +95,42 @@ struct job {
     uint64_t seed;
 };
 
-/* Writes n pattern bytes into the end, then shuts it down. */
-static void *end_writer(void *arg)
+/* Reads the side to EOF, checking the pattern; returns the bytes read. */
+static size_t read_check(const struct job *j)
+{
+    unsigned char buf[8192];
+    size_t pos = 0;
+    for (;;) {
+        ssize_t k = j->e != NULL ? mempipe_read(j->e, buf, sizeof buf)
+                                 : read(j->fd, buf, sizeof buf);
+        if (k < 0 && j->e == NULL && errno == EINTR)
+            continue;
+        assert_true(k >= 0);
+        if (k == 0)
+            return pos;
+        assert_int_equal(tu_check_pattern(buf, (size_t)k, pos, j->seed), -1);
+        pos += (size_t)k;
+    }
+}
+
+/* Writes n pattern bytes into the side, then shuts its sending side. */
+static void *writer(void *arg)
 {
     struct job *j = arg;
     unsigned char buf[5000];
     for (size_t pos = 0; pos < j->n;) {
         size_t k = j->n - pos < sizeof buf ? j->n - pos : sizeof buf;
         tu_pattern(buf, k, pos, j->seed);
-        assert_rc(k, mempipe_write(j->e, buf, k));
+        if (j->e != NULL)
+            assert_rc(k, mempipe_write(j->e, buf, k));
+        else
+            fd_write_all(j->fd, buf, k);
         pos += k;
     }
-    assert_rc(0, mempipe_shutdown(j->e));
-    return NULL;
-}
-
-/* Writes n pattern bytes into the fd, then shuts its sending side. */
-static void *fd_writer(void *arg)
-{
-    struct job *j = arg;
-    unsigned char buf[3000];
-    for (size_t pos = 0; pos < j->n;) {
-        size_t k = j->n - pos < sizeof buf ? j->n - pos : sizeof buf;
-        tu_pattern(buf, k, pos, j->seed);
-        fd_write_all(j->fd, buf, k);
-        pos += k;
-    }
-    assert_int_equal(shutdown(j->fd, SHUT_WR), 0);
+    if (j->e != NULL)
+        assert_rc(0, mempipe_shutdown(j->e));
+    else
+        assert_int_equal(shutdown(j->fd, SHUT_WR), 0);
     return NULL;
 }
 
@@ -179,13 +157,15 @@ static void both_ways(size_t cap, int kind, size_t n)
         tcp_pair(&s[1], &s[0]);
     mempipe_bridge *br;
     assert_rc(0, mempipe_bridge_fd(b, s[0], &br));
+    /* a writes SEED's stream to s[1]; s[1] writes SEED + 1's to a. */
     struct job ja = {.e = a, .n = n, .seed = SEED};
     struct job js = {.fd = s[1], .n = n, .seed = SEED + 1};
+    struct job ra = {.fd = s[1], .seed = SEED}, rs = {.e = a, .seed = SEED + 1};
     pthread_t t1, t2;
-    assert_int_equal(pthread_create(&t1, NULL, end_writer, &ja), 0);
-    assert_int_equal(pthread_create(&t2, NULL, fd_writer, &js), 0);
-    assert_int_equal(fd_read_check(s[1], SEED), n);
-    assert_int_equal(end_read_check(a, SEED + 1), n);
+    assert_int_equal(pthread_create(&t1, NULL, writer, &ja), 0);
+    assert_int_equal(pthread_create(&t2, NULL, writer, &js), 0);
+    assert_int_equal(read_check(&ra), n);
+    assert_int_equal(read_check(&rs), n);
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     assert_rc(0, mempipe_bridge_join(br));
