@@ -1215,6 +1215,68 @@ MEMPIPE_EXTERN int mempipe_bridge_pollfds(const mempipe_bridge *b,
  */
 MEMPIPE_EXTERN void mempipe_bridge_abort(mempipe_bridge *b);
 
+/* ----------------------------------------------------------------------- */
+/* Shared-memory pipes between processes (docs/shm.md, SPEC R68-R79)        */
+/* ----------------------------------------------------------------------- */
+
+/* The largest capacity of one shm ring: 2^40 bytes. */
+#define MEMPIPE_SHM_MAX ((size_t)1 << 40)
+
+/*
+ * A duplex pipe whose two rings live in shared memory (a sealed memfd), so
+ * that its other end can live in another process. Returns 0, this
+ * process's end in *local, and in *peer_fd a fresh descriptor of the
+ * memfd without FD_CLOEXEC (inherited across fork and exec, or sent with
+ * SCM_RIGHTS) for the one process that calls mempipe_shm_attach(); the
+ * caller closes its copy once it is handed on. Each direction buffers at
+ * most max bytes (exactly max: the mapping is rounded up to pages, the
+ * capacity is not). Every call of this header works on the ends, with the
+ * rules of SPEC.md (R73); the peer process dying is its close (R75): this
+ * end reads the bytes buffered, then EOF, and its writes fail with -EPIPE,
+ * seen within 2 * 50 ms by a call that waits (a blocking call, a stored
+ * waker, a watched fd).
+ *
+ * Wakers stay in their process: a waker stored on an shm end runs on the
+ * thread that made the progress when that thread is in this process, else
+ * on the end's notifier thread (one per end that stores a waker or asks
+ * for an fd, started then, stopped by its close).
+ *
+ * Errors (nothing is made, no fd is left open):
+ *   -EINVAL      local or peer_fd NULL, max 0 or above MEMPIPE_SHM_MAX;
+ *   -ENOMEM      no memory or address space (mmap, the private state);
+ *   -EMFILE, -ENFILE  no descriptor;
+ *   -EOPNOTSUPP  not Linux, or a kernel without memfd sealing.
+ * Threads: any thread. Memory: one page is touched at creation whatever
+ * max is; a ring's pages as the bytes first reach them (R77).
+ */
+MEMPIPE_EXTERN int mempipe_shm_duplex(size_t max, mempipe **local,
+                                      int *peer_fd);
+
+/*
+ * The same with one ring: *writer writes here, and the end attached from
+ * *reader_fd reads. Same errors.
+ */
+MEMPIPE_EXTERN int mempipe_shm_simplex(size_t max, mempipe **writer,
+                                       int *reader_fd);
+
+/*
+ * Attaches the other end of an shm pipe from fd (a descriptor of the memfd
+ * that mempipe_shm_duplex() or _simplex() handed out, in this process or
+ * another). fd stays the caller's: it may be closed as soon as this
+ * returns. Returns 0 and *end. Attaching in the creating process works
+ * (both ends then behave as an in-process pair, wakers run synchronously).
+ * Errors (nothing changes):
+ *   -EINVAL      end NULL; fd not a memfd, not sealed as mempipe seals, of
+ *                another size, or without mempipe's magic;
+ *   -EBADF       fd not open;
+ *   -EPROTO      mempipe's magic with a version or layout this library
+ *                does not take (R71);
+ *   -EBUSY       the pipe's one other end is attached already;
+ *   -ENOMEM, -EMFILE, -ENFILE, -EOPNOTSUPP  as above.
+ * Threads: any thread.
+ */
+MEMPIPE_EXTERN int mempipe_shm_attach(int fd, mempipe **end);
+
 #ifdef __cplusplus
 }
 #endif
