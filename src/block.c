@@ -14,8 +14,60 @@
 #include "end.h"
 #include "hold.h"
 #include "hook.h"
+#include "shm.h"
 
 #include <errno.h>
+
+/*
+ * Where a blocking call sleeps: the end's parker for the role, or, on an
+ * shm end, the end's bell in the shared mapping, which the peer process
+ * rings as well as this one (shm.h). w is the waker its polls store.
+ */
+struct sleeper {
+    mempipe *end;
+    struct mempipe__parker *pk;
+    bool rd, shm;
+};
+
+static void sleeper_init(struct sleeper *s, mempipe *end, bool rd,
+                         mempipe_waker *w)
+{
+    s->end = end;
+    s->rd = rd;
+    s->pk = rd ? &end->rpark : &end->wpark;
+    s->shm = end->core->shm != NULL;
+    if (s->shm) {
+        mempipe__shm_blk_waker(end, rd, w);
+    } else {
+        w->wake = mempipe__park_wake;
+        w->ctx = s->pk;
+    }
+}
+
+/* Before a round's poll: what the wait compares with; an shm end then
+ * takes in what its peer did, for the checks that read the pipe directly. */
+static unsigned sleeper_prepare(struct sleeper *s)
+{
+    if (!s->shm)
+        return mempipe__park_prepare(s->pk);
+    unsigned seen = mempipe__shm_blk_prepare(s->end);
+    mempipe__end_pull(s->end);
+    return seen;
+}
+
+/* After a pending poll: 0 (poll again) or -ETIMEDOUT. room: see shm.h. */
+static int sleeper_wait(struct sleeper *s, unsigned seen,
+                        const struct timespec *dl, size_t room)
+{
+    if (s->shm)
+        return mempipe__shm_blk_wait(s->end, s->rd, seen, dl, room);
+    return mempipe__park_wait_until(s->pk, seen, dl);
+}
+
+/* A writer's wait for room on an shm end is for a page at least (or the
+ * capacity): copying as soon as a page is free overlaps the two processes,
+ * waiting for all of it serialises them (docs/shm.md, Measured). */
+#define WRITE_ROOM 4096
 
 /* The deadline timeout_ms from now in *ts, or NULL for none (negative). */
 static const struct timespec *deadline(int timeout_ms, struct timespec *ts)
@@ -37,7 +89,9 @@ static const struct timespec *deadline(int timeout_ms, struct timespec *ts)
 static ssize_t read_some(mempipe *end, const struct iovec *iov, int iovcnt,
                          size_t total, int timeout_ms)
 {
-    mempipe_waker w = {mempipe__park_wake, &end->rpark};
+    mempipe_waker w;
+    struct sleeper sl;
+    sleeper_init(&sl, end, true, &w);
     const mempipe_waker *wk = timeout_ms == 0 ? NULL : &w;
     struct timespec ts;
     const struct timespec *dl = deadline(timeout_ms, &ts);
@@ -46,7 +100,7 @@ static ssize_t read_some(mempipe *end, const struct iovec *iov, int iovcnt,
     ssize_t n;
     struct mempipe__pipe *rx = mempipe__end_rx(end);
     for (;;) {
-        unsigned seen = mempipe__park_prepare(&end->rpark);
+        unsigned seen = sleeper_prepare(&sl);
         /* R65: with a read mark, wait for min(its worth, total) first. */
         size_t lw = rx == NULL ? 1
                                : atomic_load_explicit(&rx->ring.rlowat,
@@ -60,8 +114,7 @@ static ssize_t read_some(mempipe *end, const struct iovec *iov, int iovcnt,
                                    MEMPIPE__OP_BLOCKING);
         if (n != -EAGAIN)
             break; /* R27: bytes, EOF or an error */
-        if (wk == NULL ||
-            mempipe__park_wait_until(&end->rpark, seen, dl) == -ETIMEDOUT) {
+        if (wk == NULL || sleeper_wait(&sl, seen, dl, 0) == -ETIMEDOUT) {
             n = mempipe__end_readv(end, iov, iovcnt, total, NULL,
                                    MEMPIPE__OP_BLOCKING);
             /* Ours, stored by the last round, whatever this one returns:
@@ -86,7 +139,9 @@ static ssize_t read_some(mempipe *end, const struct iovec *iov, int iovcnt,
 static ssize_t write_all(mempipe *end, const struct iovec *iov, int iovcnt,
                          size_t total, int timeout_ms)
 {
-    mempipe_waker w = {mempipe__park_wake, &end->wpark};
+    mempipe_waker w;
+    struct sleeper sl;
+    sleeper_init(&sl, end, false, &w);
     const mempipe_waker *wk = timeout_ms == 0 ? NULL : &w;
     struct timespec ts;
     const struct timespec *dl = deadline(timeout_ms, &ts);
@@ -98,7 +153,7 @@ static ssize_t write_all(mempipe *end, const struct iovec *iov, int iovcnt,
     struct mempipe__hold frame;
     mempipe__hold_enter(&frame, mempipe__end_tx(end));
     for (;;) {
-        unsigned seen = mempipe__park_prepare(&end->wpark);
+        unsigned seen = sleeper_prepare(&sl);
         /* The rest of a slice cut part-way alone, else the slices left in
          * one gathering call (iov may be NULL when iovcnt is 0). */
         ssize_t n;
@@ -116,7 +171,7 @@ static ssize_t write_all(mempipe *end, const struct iovec *iov, int iovcnt,
                 break;
             }
             if (wk == NULL ||
-                mempipe__park_wait_until(&end->wpark, seen, dl) == -ETIMEDOUT)
+                sleeper_wait(&sl, seen, dl, WRITE_ROOM) == -ETIMEDOUT)
                 last = true;
             continue;
         }
@@ -219,8 +274,9 @@ static int wait_for(mempipe *end, struct mempipe__pipe *p, unsigned role,
                     int timeout_ms)
 {
     bool rd = role == MEMPIPE__ROLE_READER;
-    struct mempipe__parker *pk = rd ? &end->rpark : &end->wpark;
-    mempipe_waker w = {mempipe__park_wake, pk};
+    mempipe_waker w;
+    struct sleeper sl;
+    sleeper_init(&sl, end, rd, &w);
     const mempipe_waker *wk = timeout_ms == 0 ? NULL : &w;
     struct timespec ts;
     const struct timespec *dl = deadline(timeout_ms, &ts);
@@ -228,12 +284,11 @@ static int wait_for(mempipe *end, struct mempipe__pipe *p, unsigned role,
     mempipe__hold_enter(&frame, p);
     int rc;
     for (;;) {
-        unsigned seen = mempipe__park_prepare(pk);
+        unsigned seen = sleeper_prepare(&sl);
         rc = check(p, role, wk);
         if (rc != -EAGAIN)
             break;
-        if (wk == NULL ||
-            mempipe__park_wait_until(pk, seen, dl) == -ETIMEDOUT) {
+        if (wk == NULL || sleeper_wait(&sl, seen, dl, 0) == -ETIMEDOUT) {
             rc = check(p, role, NULL);
             if (rc == -EAGAIN) {
                 if (wk != NULL) /* ours, stored by the last round */

@@ -12,6 +12,7 @@
  * The format is documented (and promised) in mempipe.h.
  */
 #include "end.h"
+#include "shm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -91,6 +92,14 @@ int mempipe_describe(const mempipe *end, char *buf, size_t len)
             rc = put_pipe(buf, len, &at, "rx", mempipe__end_rx(end));
         if (rc == 0 && mempipe__end_tx(end) != NULL)
             rc = put_pipe(buf, len, &at, "tx", mempipe__end_tx(end));
+    }
+    if (rc == 0 && end->core->shm != NULL) {
+        int k = mempipe__shm_describe(end, at < len ? buf + at : NULL,
+                                      at < len ? len - at : 0);
+        if (k < 0)
+            rc = -1;
+        else
+            at += (size_t)k;
     }
     if (rc != 0)
         return -EINVAL;

@@ -13,6 +13,7 @@
 #include "feat.h"
 #include "hold.h"
 #include "hook.h"
+#include "shm.h"
 #include "trace.h"
 
 #include <errno.h>
@@ -22,6 +23,8 @@
 
 static void core_free(struct mempipe__core *c)
 {
+    if (c->shm != NULL)
+        mempipe__shm_stop(c->shm); /* its notifier, before the pipes go */
     for (int i = 0; i < c->nends; i++) {
         mempipe__park_destroy(&c->ends[i].rpark);
         mempipe__park_destroy(&c->ends[i].wpark);
@@ -29,8 +32,11 @@ static void core_free(struct mempipe__core *c)
     for (int i = 0; i < c->npipes; i++)
         mempipe__pipe_free(&c->pipes[i]);
     mempipe__feat_free(c);
+    struct mempipe__shm *shm = c->shm;
     mempipe__free_aligned(c, sizeof *c);
     mempipe__pipes_made(-1);
+    if (shm != NULL)
+        mempipe__shm_free(shm); /* the mapping, after the pipes on it */
 }
 
 /* One allocation for the whole pipe; the ends are wired by the caller. */
@@ -71,6 +77,37 @@ static void wire(struct mempipe *e, enum mempipe__kind kind, int rxi, int txi)
     e->txi = (signed char)txi;
     atomic_init(&e->rxf, mempipe__end_rx(e));
     atomic_init(&e->txf, mempipe__end_tx(e));
+}
+
+struct mempipe__core *
+mempipe__core_flat(int npipes, size_t cap, const struct mempipe__flat f[2],
+                   struct mempipe__observer *obs[2], struct mempipe__shm *shm,
+                   enum mempipe__kind kind, int rxi, int txi)
+{
+    struct mempipe__core *c = core_new(cap, npipes, 2);
+    if (c == NULL)
+        return NULL;
+    for (int i = 0; i < npipes; i++) {
+        mempipe__ring_init_flat(&c->pipes[i].ring, cap, &f[i]);
+        atomic_init(&c->pipes[i].watch, obs[i]);
+    }
+    c->shm = shm;
+    wire(&c->ends[0], kind, rxi, txi);
+    atomic_init(&c->ends[0].rxf, NULL); /* every call takes the slow path */
+    atomic_init(&c->ends[0].txf, NULL);
+    atomic_init(&c->refs, 1);
+    return c;
+}
+
+mempipe *mempipe__core_second(struct mempipe__core *c, enum mempipe__kind kind,
+                              int rxi, int txi)
+{
+    mempipe *e = &c->ends[1];
+    wire(e, kind, rxi, txi);
+    atomic_store_explicit(&e->rxf, NULL, memory_order_relaxed);
+    atomic_store_explicit(&e->txf, NULL, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return e;
 }
 
 int mempipe_duplex(size_t max_buf_size, mempipe **a, mempipe **b)
@@ -181,6 +218,9 @@ static void end_close(mempipe *end, int rerr, int werr, bool reset)
         mempipe__pipe_close_write(tx, rerr ? MEMPIPE__RERR(rerr) : 0);
     }
 
+    if (c->shm != NULL)
+        mempipe__shm_end_closed(c->shm, end); /* the peer process hears */
+
 release:
     /*
      * R32: inside a call on this pipe (this close runs in a waker that the
@@ -285,6 +325,7 @@ int mempipe_poll_readable(mempipe *end, const mempipe_waker *waker)
         return -EINVAL;
     if (end->rxi < 0)
         return -EBADF; /* a simplex writer never reads */
+    mempipe__end_pull(end);
     return mempipe__pipe_poll_ready(mempipe__end_rx(end), MEMPIPE__ROLE_READER,
                                     waker);
 }
@@ -295,6 +336,7 @@ int mempipe_poll_writable(mempipe *end, const mempipe_waker *waker)
         return -EINVAL;
     if (end->txi < 0)
         return -EBADF; /* a simplex reader never writes */
+    mempipe__end_pull(end);
     return mempipe__pipe_poll_ready(mempipe__end_tx(end), MEMPIPE__ROLE_WRITER,
                                     waker);
 }
@@ -343,6 +385,7 @@ int mempipe_shut_state(const mempipe *end)
         return -EINVAL;
     /* Acquire: as the other snapshots. A direction the end lacks (a simplex
      * end's) is shut from the start, as on a half-shut socket. */
+    mempipe__end_pull(end);
     const struct mempipe__pipe *rx = mempipe__end_rx(end);
     const struct mempipe__pipe *tx = mempipe__end_tx(end);
     int st = 0;
@@ -358,6 +401,7 @@ size_t mempipe_unread(const mempipe *end)
 {
     if (end == NULL || end->txi < 0)
         return 0;
+    mempipe__end_pull(end);
     return mempipe__pipe_unread(mempipe__end_tx(end));
 }
 
@@ -365,6 +409,7 @@ size_t mempipe_readable(const mempipe *end)
 {
     if (end == NULL || end->rxi < 0)
         return 0;
+    mempipe__end_pull(end);
     return mempipe__pipe_readable(mempipe__end_rx(end));
 }
 
@@ -372,6 +417,7 @@ size_t mempipe_writable(const mempipe *end)
 {
     if (end == NULL || end->txi < 0)
         return 0;
+    mempipe__end_pull(end);
     return mempipe__pipe_writable(mempipe__end_tx(end));
 }
 

@@ -56,7 +56,28 @@ struct mempipe__core {
     /* Each end's testing features (feat.h), NULL until first used. In
      * what was padding: an idle pair stays 640 bytes. */
     _Atomic(struct mempipe__feat *) feat[2];
+    /* An shm pipe's process-local state (shm.h), else NULL: its pipes are
+     * flat (ring.h) and its ends have no fast pointers. */
+    struct mempipe__shm *shm;
 };
+
+struct mempipe__shm;
+
+/*
+ * shm.c: a core of npipes flat pipes, pipe i on area f[i] with capacity
+ * cap (each its observer obs[i]), two end slots, end 0 wired as kind with
+ * pipe indices rxi, txi (-1: none) and no fast pointers, one reference.
+ * NULL without memory.
+ */
+struct mempipe__core *
+mempipe__core_flat(int npipes, size_t cap, const struct mempipe__flat f[2],
+                   struct mempipe__observer *obs[2], struct mempipe__shm *shm,
+                   enum mempipe__kind kind, int rxi, int txi);
+
+/* shm.c: wires c's end 1 (an attach in the creating process) and takes
+ * its reference. */
+mempipe *mempipe__core_second(struct mempipe__core *c, enum mempipe__kind kind,
+                              int rxi, int txi);
 
 /* The pipe this end reads, or NULL (a simplex writer). Any thread. */
 static inline struct mempipe__pipe *mempipe__end_rx(const struct mempipe *e)

@@ -22,7 +22,8 @@ static const struct {
     {ENOMEM, "out of memory"},
     {ETIMEDOUT, "timed out"},
     {ECONNRESET, "connection reset by the other end"},
-    {EBUSY, "busy: a zero-copy window is open, or pipes exist (allocator)"},
+    {EBUSY, "busy: a zero-copy window is open, pipes exist (allocator), or "
+            "the shm pipe's other end is attached"},
     {ENOSYS, "not supported on this platform"},
     {EMFILE, "too many open files"},
     {ENFILE, "too many open files in the system"},
@@ -33,6 +34,7 @@ static const struct {
     {ENOTSOCK, "not a socket or pipe: a bridge needs a stream fd"},
     {EPROTOTYPE, "wrong socket type: a bridge needs SOCK_STREAM"},
     {ENOTCONN, "not connected: a bridge needs a connected socket"},
+    {EOPNOTSUPP, "not supported: no shared-memory pipes on this system"},
 };
 
 const char *mempipe_strerror(int err)

@@ -118,6 +118,7 @@
 #include "alloc.h"
 #include "end.h"
 #include "fence.h"
+#include "shm.h"
 #include "sockfd.h"
 
 #include <errno.h>
@@ -407,11 +408,27 @@ static void watcher_init(struct watcher *x)
     x->scratch = NULL;
 }
 
+/*
+ * Where p's fd watch hangs: the pipe's watch, or, on an shm pipe, whose
+ * watch is shm.c's observer from the start, that observer's inner one.
+ */
+static _Atomic(struct mempipe__observer *) *
+watch_slot(const struct mempipe__pipe *p)
+{
+    /* Acquire: pairs with the release that published the observer. */
+    struct mempipe__observer *o = atomic_load_explicit(
+        (_Atomic(struct mempipe__observer *) *)&p->watch, memory_order_acquire);
+    if (o != NULL && o->notify != fd_notify)
+        return &o->inner;
+    return (_Atomic(struct mempipe__observer *) *)&p->watch;
+}
+
 /* The pipe's watch, made on first use. Either end may race to make it. */
 static struct mempipe__fdwatch *get_watch(struct mempipe__pipe *p)
 {
+    _Atomic(struct mempipe__observer *) *slot = watch_slot(p);
     struct mempipe__observer *o =
-        atomic_load_explicit(&p->watch, memory_order_acquire);
+        atomic_load_explicit(slot, memory_order_acquire);
     if (o != NULL)
         return (struct mempipe__fdwatch *)o; /* the only observer there is */
     struct mempipe__fdwatch *nw = mempipe__alloc(sizeof *nw);
@@ -423,13 +440,14 @@ static struct mempipe__fdwatch *get_watch(struct mempipe__pipe *p)
     }
     nw->obs.notify = fd_notify;
     nw->obs.release = fd_release;
+    nw->obs.waits = NULL;
+    atomic_init(&nw->obs.inner, NULL);
     for (int i = 0; i < NWATCHERS; i++)
         watcher_init(&nw->x[i]);
     nw->gen = mempipe__fork_gen();
     /* Release: the initialised watch before any thread can see it. */
-    if (atomic_compare_exchange_strong_explicit(&p->watch, &o, &nw->obs,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
+    if (atomic_compare_exchange_strong_explicit(
+            slot, &o, &nw->obs, memory_order_acq_rel, memory_order_acquire))
         return nw;
     pthread_mutex_destroy(&nw->lock); /* the other end won; o is theirs */
     mempipe__free(nw, sizeof *nw);
@@ -460,13 +478,24 @@ out:
     return rc;
 }
 
+/* An fd made on an shm end: its notifier keeps it in step with the peer
+ * process's progress (shm.h). Returns rc. */
+static int shm_made(mempipe *end, int rc)
+{
+    if (rc >= 0 && end->core->shm != NULL) {
+        mempipe__shm_pull(end->core->shm);
+        mempipe__shm_fd_made(end);
+    }
+    return rc;
+}
+
 int mempipe_readable_fd(mempipe *end)
 {
     if (end == NULL)
         return -EINVAL;
     if (mempipe__end_rx(end) == NULL)
         return -EBADF; /* a simplex writer never reads */
-    return watch_fd(mempipe__end_rx(end), RD);
+    return shm_made(end, watch_fd(mempipe__end_rx(end), RD));
 }
 
 int mempipe_writable_fd(mempipe *end)
@@ -475,7 +504,7 @@ int mempipe_writable_fd(mempipe *end)
         return -EINVAL;
     if (mempipe__end_tx(end) == NULL)
         return -EBADF; /* a simplex reader never writes */
-    return watch_fd(mempipe__end_tx(end), WR);
+    return shm_made(end, watch_fd(mempipe__end_tx(end), WR));
 }
 
 /* Both watches' locks, in address order (a and b may be NULL or equal):
@@ -558,7 +587,7 @@ int mempipe_fd(mempipe *end)
                  ? x->fd /* asked before: the same fd */
                  : sock_make(rx, rw, tx, ww);
     unlock_two(rw, ww);
-    return rc;
+    return shm_made(end, rc);
 }
 
 /* What an end's close takes out of its socket's parts, to close after. */
@@ -576,7 +605,7 @@ static void drop(struct mempipe__pipe *p, int obj, int part,
                  struct sock_out *out)
 {
     struct mempipe__fdwatch *w =
-        (struct mempipe__fdwatch *)atomic_load_explicit(&p->watch,
+        (struct mempipe__fdwatch *)atomic_load_explicit(watch_slot(p),
                                                         memory_order_acquire);
     if (w == NULL)
         return;                /* nobody asked: no lock, no syscall */

@@ -22,6 +22,7 @@
 
 #include "feat.h"
 #include "hold.h"
+#include "shm.h"
 #include "trace.h"
 
 #include <errno.h>
@@ -173,7 +174,9 @@ ssize_t mempipe__hook_io(mempipe *end, const struct mempipe__io *io,
         }
     }
     /* Step 4, in a hold frame (hold.h): a waker that run() runs may close
-     * this very end, and step 5 still reads p and ft (R32). */
+     * this very end, and step 5 still reads p and ft (R32). An shm end
+     * first takes in what its peer process did (shm.h). */
+    mempipe__end_pull(end);
     struct mempipe__hold frame;
     mempipe__hold_enter(&frame, p);
     unsigned long woke = mempipe__wakes_run;
@@ -242,6 +245,7 @@ static int zc_begin(mempipe *end, bool rd, const mempipe_waker *w, size_t *max,
     struct mempipe__feat *ft = fast ? NULL : mempipe__feat_of(end);
     struct mempipe__dirfeat *d = ft == NULL ? NULL : rd ? &ft->rd : &ft->wr;
     *max = SIZE_MAX;
+    mempipe__end_pull(end);
     if (d != NULL && ft->pending_every != 0 &&
         (atomic_fetch_add_explicit(&ft->polls, 1, memory_order_relaxed) + 1) %
                 ft->pending_every ==
@@ -318,6 +322,7 @@ int mempipe__hook_commit(mempipe *end, size_t n)
     struct mempipe__feat *ft = mempipe__feat_of(end);
     struct iovec spans[2];
     int k = 0;
+    mempipe__end_pull(end);
     if (ft != NULL && ft->tap != NULL && n <= p->ring.rsv)
         k = mempipe__ring_reserved(&p->ring, n, spans);
     /* A waker the commit's wake runs may close this end (R32). */

@@ -44,6 +44,21 @@ void mempipe__pipe_free(struct mempipe__pipe *p)
 #define full_fence mempipe__full_fence
 
 /*
+ * The role's owner stores w in slot s. An observer with a wake protocol of
+ * its own hears of the wait first (pipe.h), before the store and its fence.
+ */
+static void store(struct mempipe__pipe *p, struct mempipe__slot *s,
+                  unsigned role, const mempipe_waker *w)
+{
+    /* Acquire: pairs with the release that published the observer. */
+    struct mempipe__observer *o =
+        atomic_load_explicit(&p->watch, memory_order_acquire);
+    if (o != NULL && o->waits != NULL)
+        o->waits(o, p, role, w);
+    mempipe__slot_store(s, w);
+}
+
+/*
  * Reader: discards every byte buffered, now and (the ring being closed)
  * for good, first recording where the discard began (ring.h's cut) so that
  * what was read stays told apart from what was thrown away (the stats, R49;
@@ -191,7 +206,7 @@ ssize_t mempipe__pipe_readv(struct mempipe__pipe *p, const struct iovec *iov,
         if (w == NULL || stored)
             return -EAGAIN;                /* R6 */
         reader_waits_for(p, total, false); /* R65 */
-        mempipe__slot_store(&p->rd, w);
+        store(p, &p->rd, MEMPIPE__ROLE_READER, w);
         stored = true;
         full_fence(); /* then re-check: the waiter's half of R25 */
     }
@@ -279,7 +294,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
              * R25), so the writer hears of the next free space. Each round
              * writes a byte at least, so the loop ends. */
             writer_waits_for(p); /* R65 */
-            mempipe__slot_store(&p->wr, w);
+            store(p, &p->wr, MEMPIPE__ROLE_WRITER, w);
             stored = true;
             full_fence();
             continue;
@@ -291,7 +306,7 @@ ssize_t mempipe__pipe_writev(struct mempipe__pipe *p, const struct iovec *iov,
         if (w == NULL || stored)
             return -EAGAIN;  /* R11 */
         writer_waits_for(p); /* R65 */
-        mempipe__slot_store(&p->wr, w);
+        store(p, &p->wr, MEMPIPE__ROLE_WRITER, w);
         stored = true;
         full_fence(); /* then re-check room and flags */
     }
@@ -350,6 +365,25 @@ void mempipe__pipe_reset(struct mempipe__pipe *p)
     mempipe__ring_close_write(&p->ring);
     full_fence();
     mempipe__pipe_progress(p, MEMPIPE__ROLE_READER | MEMPIPE__ROLE_WRITER);
+}
+
+void mempipe__pipe_mirror(struct mempipe__pipe *p, unsigned fl)
+{
+    unsigned cur = atomic_load_explicit(&p->flags, memory_order_relaxed);
+    if ((fl & MEMPIPE__RESET) && !(cur & MEMPIPE__RESET)) {
+        unsigned next;
+        do /* as mempipe__pipe_reset, with the error the peer gave */
+            next = (cur & ~(0xfffu << MEMPIPE__RERR_SHIFT)) | MEMPIPE__WCLOSED |
+                   MEMPIPE__RESET | (fl & (0xfffu << MEMPIPE__RERR_SHIFT));
+        while (!atomic_compare_exchange_weak_explicit(
+            &p->flags, &cur, next, memory_order_release, memory_order_relaxed));
+    } else if (fl & MEMPIPE__WCLOSED) {
+        set_closed(p, MEMPIPE__WCLOSED, fl & (0xfffu << MEMPIPE__RERR_SHIFT));
+    }
+    if (fl & MEMPIPE__RCLOSED) {
+        set_closed(p, MEMPIPE__RCLOSED, fl & (0xfffu << MEMPIPE__WERR_SHIFT));
+        mempipe__ring_close_write(&p->ring);
+    }
 }
 
 void mempipe__pipe_close_read(struct mempipe__pipe *p, unsigned extra)
@@ -417,7 +451,7 @@ int mempipe__pipe_poll_ready(struct mempipe__pipe *p, unsigned role,
             reader_waits_for(p, SIZE_MAX, false);
         else
             writer_waits_for(p);
-        mempipe__slot_store(s, w);
+        store(p, s, role, w);
         stored = true;
         full_fence();
     }
@@ -438,7 +472,7 @@ int mempipe__pipe_poll_fill(struct mempipe__pipe *p, size_t need,
         if (w == NULL || stored)
             return -EAGAIN;
         reader_waits_for(p, need, false); /* need is at most the mark */
-        mempipe__slot_store(&p->rd, w);
+        store(p, &p->rd, MEMPIPE__ROLE_READER, w);
         stored = true;
         full_fence();
     }
@@ -480,7 +514,7 @@ int mempipe__pipe_poll_drained(struct mempipe__pipe *p, const mempipe_waker *w)
          * all of it free), the reader's close too (R19): the pattern of R25
          * once more. */
         writer_needs(p, p->ring.cap); /* all of it, whatever the mark */
-        mempipe__slot_store(&p->wr, w);
+        store(p, &p->wr, MEMPIPE__ROLE_WRITER, w);
         stored = true;
         full_fence();
     }
@@ -598,7 +632,7 @@ int mempipe__pipe_reserve(struct mempipe__pipe *p, size_t want,
         if (w == NULL || stored)
             return -EAGAIN; /* full */
         writer_waits_for(p);
-        mempipe__slot_store(&p->wr, w);
+        store(p, &p->wr, MEMPIPE__ROLE_WRITER, w);
         stored = true;
         full_fence(); /* then re-check room and flags */
     }
@@ -668,7 +702,7 @@ int mempipe__pipe_peek(struct mempipe__pipe *p, struct iovec iov[2], size_t max,
             return -EAGAIN;
         /* The target: the read mark's worth, and past what was examined. */
         reader_waits_for(p, max, true);
-        mempipe__slot_store(&p->rd, w);
+        store(p, &p->rd, MEMPIPE__ROLE_READER, w);
         stored = true;
         full_fence(); /* then re-check: the waiter's half of R25 */
     }

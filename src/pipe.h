@@ -60,6 +60,20 @@ struct mempipe__pipe {
 struct mempipe__observer {
     void (*notify)(struct mempipe__observer *o, struct mempipe__pipe *p);
     void (*release)(struct mempipe__observer *o, struct mempipe__pipe *p);
+    /*
+     * NULL, or called by the role's owner just before it stores waker w in
+     * the role's slot (after the target of R65 is set), so that an observer
+     * with a wake protocol of its own (shm.c: a peer in another process)
+     * publishes what the role waits for before the store's fence.
+     */
+    void (*waits)(struct mempipe__observer *o, struct mempipe__pipe *p,
+                  unsigned role, const mempipe_waker *w);
+    /*
+     * An observer of the observer (the pollable fds of an shm pipe, whose
+     * watch is shm.c's): it calls this one's notify and release from its
+     * own. NULL for the fds' own observer.
+     */
+    _Atomic(struct mempipe__observer *) inner;
 };
 
 void mempipe__pipe_init(struct mempipe__pipe *p, size_t cap);
@@ -244,6 +258,17 @@ static inline ssize_t mempipe__pipe_read1(struct mempipe__pipe *p, void *buf,
     }
     return mempipe__pipe_read(p, buf, len, w);
 }
+
+/*
+ * shm.c, any thread: applies closes of the peer's, seen in its process's
+ * shared state, to this process's flags as its own close would set them,
+ * but wakes nobody (the caller runs the progress): fl holds MEMPIPE__WCLOSED
+ * with its RERR (or MEMPIPE__RESET: a reset) for a pipe the peer writes,
+ * MEMPIPE__RCLOSED with its WERR for one it reads (which also closes the
+ * stream here, so a local write racing it publishes nothing). Idempotent:
+ * the first close's outcome stays, as for local closes.
+ */
+void mempipe__pipe_mirror(struct mempipe__pipe *p, unsigned fl);
 
 /* Snapshots, any thread. */
 size_t mempipe__pipe_readable(const struct mempipe__pipe *p);

@@ -21,6 +21,7 @@
 #include "alloc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -102,6 +103,12 @@ static void set_wlimit(struct mempipe__ring *r)
 
 size_t mempipe__ring_room(struct mempipe__ring *r, size_t want)
 {
+    if (r->tail == NULL) { /* flat: the view of rpos is shm.c's to raise */
+        size_t rd = atomic_load_explicit(&r->rpos, memory_order_acquire);
+        size_t used = r->wnext - rd;
+        (void)want;
+        return used >= r->cap ? 0 : r->cap - used;
+    }
     size_t w = r->wnext;
     size_t room = r->cap - (w - r->rpos_seen);
     if (room < want) {
@@ -120,6 +127,8 @@ static void seg_free(struct mempipe__seg *s)
 
 void mempipe__ring_free(struct mempipe__ring *r)
 {
+    if (r->tail == NULL)
+        return; /* flat: the area is the mapping's (shm.c) */
     struct mempipe__seg *sp =
         atomic_exchange_explicit(&r->spare, NULL, memory_order_acquire);
     struct mempipe__seg *s = r->head;
@@ -193,9 +202,157 @@ static void seg_put(struct mempipe__ring *r, struct mempipe__seg *s)
         seg_free(old);
 }
 
+/* ---- flat mode (ring.h): an shm ring's one area ------------------------- */
+
+#define FLAT_W(r) ((r)->tail == NULL) /* the producer's test */
+#define FLAT_R(r) ((r)->head == NULL) /* the consumer's test */
+
+void mempipe__ring_init_flat(struct mempipe__ring *r, size_t cap,
+                             const struct mempipe__flat *f)
+{
+    mempipe__ring_init(r, cap);
+    r->flat = f;
+    r->tail = NULL;
+    r->head = NULL;
+    r->wadj = 0; /* offsets of wnext and rpos in the area */
+    r->radj = 0;
+}
+
+/* Offset off advanced by n (n <= cap) within an area of cap bytes. */
+static size_t flat_adv(size_t off, size_t n, size_t cap)
+{
+    return n >= cap - off ? off + n - cap : off + n;
+}
+
+/* Up to 2 spans of n bytes (n <= cap) of the area from offset off. */
+static int flat_spans(const struct mempipe__ring *r, size_t off, size_t n,
+                      struct iovec iov[2])
+{
+    size_t first = r->cap - off < n ? r->cap - off : n;
+    int k = 0;
+    if (first > 0) {
+        iov[k].iov_base = r->flat->data + off;
+        iov[k].iov_len = first;
+        k++;
+    }
+    if (n > first) {
+        iov[k].iov_base = r->flat->data;
+        iov[k].iov_len = n - first;
+        k++;
+    }
+    return k;
+}
+
+/* Producer: publishes [pos, pos + n) here (the private compare-and-swap,
+ * which fails once closed) and then in the shared word for the peer. */
+static int flat_publish(struct mempipe__ring *r, size_t pos, size_t n)
+{
+    if (!mempipe__ring_publish(r, pos, n))
+        return 0;
+    /* Release: the bytes before the position, for the peer's acquire. */
+    atomic_store_explicit(r->flat->wpos, (uint64_t)(pos + n),
+                          memory_order_release);
+    r->wadj = flat_adv(r->wadj, n, r->cap);
+    return 1;
+}
+
+static ptrdiff_t flat_write(struct mempipe__ring *r, const struct iovec *iov,
+                            int iovcnt, size_t skip, size_t max)
+{
+    size_t start = r->wnext;
+    size_t off = r->wadj;
+    size_t done = 0;
+    for (int i = 0; i < iovcnt && done < max; i++) {
+        const unsigned char *src = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        if (skip >= left) {
+            skip -= left;
+            continue;
+        }
+        src += skip;
+        left -= skip;
+        skip = 0;
+        if (left > max - done)
+            left = max - done;
+        struct iovec sp[2];
+        int k = flat_spans(r, off, left, sp);
+        for (int j = 0; j < k; j++) {
+            memcpy(sp[j].iov_base, src, sp[j].iov_len);
+            src += sp[j].iov_len;
+        }
+        off = flat_adv(off, left, r->cap);
+        done += left;
+    }
+    if (done == 0)
+        return 0;
+    return flat_publish(r, start, done) ? (ptrdiff_t)done : -EPIPE;
+}
+
+/* Consumer: the bytes buffered, from this process's view of wpos. */
+static size_t flat_avail(const struct mempipe__ring *r, size_t pos)
+{
+    size_t w = atomic_load_explicit(&r->wpos, memory_order_acquire) &
+               ~MEMPIPE__RING_CLOSED;
+    size_t n = w - pos;
+    return n > r->cap ? 0 : n; /* past a discard: nothing to read */
+}
+
+/* Consumer: moves the read position n bytes on; publishes it to the peer
+ * unless the bytes were discarded (shared: the bytes the peer may count as
+ * delivered, mempipe_drain). */
+static void flat_release(struct mempipe__ring *r, size_t pos, size_t n,
+                         bool delivered)
+{
+    r->radj = flat_adv(r->radj, n, r->cap);
+    /* Release: our reads of the bytes happen before the space is reused. */
+    atomic_store_explicit(&r->rpos, pos + n, memory_order_release);
+    if (delivered)
+        atomic_store_explicit(r->flat->rpos, (uint64_t)(pos + n),
+                              memory_order_release);
+}
+
+static size_t flat_readv(struct mempipe__ring *r, const struct iovec *iov,
+                         size_t len)
+{
+    size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
+    size_t take = flat_avail(r, pos);
+    if (take > len)
+        take = len;
+    if (take == 0)
+        return 0;
+    if (iov != NULL) {
+        struct iovec sp[2];
+        int k = flat_spans(r, r->radj, take, sp);
+        size_t room = iov->iov_len;
+        unsigned char *dst = iov->iov_base;
+        for (int j = 0; j < k; j++) {
+            const unsigned char *src = sp[j].iov_base;
+            size_t left = sp[j].iov_len;
+            while (left > 0) {
+                if (room == 0) {
+                    iov++;
+                    dst = iov->iov_base;
+                    room = iov->iov_len;
+                    continue;
+                }
+                size_t c = left < room ? left : room;
+                memcpy(dst, src, c);
+                dst += c;
+                src += c;
+                room -= c;
+                left -= c;
+            }
+        }
+    }
+    flat_release(r, pos, take, iov != NULL);
+    return take;
+}
+
 ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
                               int iovcnt, size_t skip, size_t max)
 {
+    if (FLAT_W(r))
+        return flat_write(r, iov, iovcnt, skip, max);
     size_t start = r->wnext;
     size_t pos = start;
     size_t done = 0;
@@ -251,6 +408,8 @@ out:
 size_t mempipe__ring_readv(struct mempipe__ring *r, const struct iovec *iov,
                            size_t len)
 {
+    if (FLAT_R(r))
+        return flat_readv(r, iov, len);
     size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
     size_t avail = r->wpos_seen - pos;
     if (avail < len) {
@@ -354,6 +513,17 @@ int mempipe__ring_eof(struct mempipe__ring *r)
 ptrdiff_t mempipe__ring_reserve(struct mempipe__ring *r, size_t want,
                                 struct iovec iov[2], int *spans)
 {
+    if (FLAT_W(r)) {
+        size_t room = mempipe__ring_room(r, want);
+        size_t take = want < room ? want : room;
+        if (take > UINT32_MAX)
+            take = UINT32_MAX; /* rsv's range */
+        if (take == 0)
+            return 0;
+        *spans = flat_spans(r, r->wadj, take, iov);
+        r->rsv = (uint32_t)take;
+        return (ptrdiff_t)take;
+    }
     size_t room = mempipe__ring_room(r, want);
     size_t take = want < room ? want : room;
     if (take == 0)
@@ -391,6 +561,12 @@ ptrdiff_t mempipe__ring_reserve(struct mempipe__ring *r, size_t want,
 
 ptrdiff_t mempipe__ring_commit(struct mempipe__ring *r, size_t n)
 {
+    if (FLAT_W(r)) {
+        r->rsv = 0;
+        if (n == 0)
+            return 0;
+        return flat_publish(r, r->wnext, n) ? (ptrdiff_t)n : -EPIPE;
+    }
     struct mempipe__seg *t = r->tail;
     size_t pos = r->wnext;
     size_t first = t->cap - (pos - t->base);
@@ -421,6 +597,17 @@ ptrdiff_t mempipe__ring_commit(struct mempipe__ring *r, size_t n)
 size_t mempipe__ring_peek(struct mempipe__ring *r, struct iovec iov[2],
                           size_t max, int *spans)
 {
+    if (FLAT_R(r)) {
+        size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
+        size_t avail = flat_avail(r, pos);
+        if (avail > max)
+            avail = max;
+        if (avail > UINT32_MAX)
+            avail = UINT32_MAX; /* peeked's range */
+        *spans = avail == 0 ? 0 : flat_spans(r, r->radj, avail, iov);
+        r->peeked = (uint32_t)avail;
+        return avail;
+    }
     size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
     /* Acquire: pairs with the producer's publish of wpos. */
     r->wpos_seen = atomic_load_explicit(&r->wpos, memory_order_acquire) &
@@ -466,6 +653,14 @@ size_t mempipe__ring_peek(struct mempipe__ring *r, struct iovec iov[2],
 
 void mempipe__ring_consume(struct mempipe__ring *r, size_t n)
 {
+    if (FLAT_R(r)) {
+        r->peeked = 0;
+        if (n > 0)
+            flat_release(r,
+                         atomic_load_explicit(&r->rpos, memory_order_relaxed),
+                         n, true);
+        return;
+    }
     r->peeked = 0;
     r->rend = r->head->base + r->head->cap;
     (void)mempipe__ring_readv(r, NULL, n); /* releases drained segments */
@@ -474,6 +669,8 @@ void mempipe__ring_consume(struct mempipe__ring *r, size_t n)
 int mempipe__ring_reserved(const struct mempipe__ring *r, size_t n,
                            struct iovec iov[2])
 {
+    if (FLAT_W(r))
+        return flat_spans(r, r->wadj, n, iov);
     const struct mempipe__seg *t = r->tail;
     size_t off = r->wnext - t->base;
     size_t first = t->cap - off;
@@ -495,6 +692,8 @@ int mempipe__ring_reserved(const struct mempipe__ring *r, size_t n,
 int mempipe__ring_view(const struct mempipe__ring *r, size_t n,
                        struct iovec iov[2])
 {
+    if (FLAT_R(r))
+        return flat_spans(r, r->radj, n, iov);
     size_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
     const struct mempipe__seg *h = r->head;
     int k = 0;

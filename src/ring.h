@@ -94,8 +94,12 @@ struct mempipe__ring {
     _Alignas(MEMPIPE__CACHELINE) _Atomic(struct mempipe__seg *) spare;
     size_t cap; /* capacity M */
     /* The first segment, linked from the shared empty stub (ring.c) by
-     * the producer before it publishes its bytes, as any `next` link. */
-    struct mempipe__seg *first;
+     * the producer before it publishes its bytes, as any `next` link; in
+     * flat mode (below) the ring's area instead. */
+    union {
+        struct mempipe__seg *first;
+        const struct mempipe__flat *flat;
+    };
     size_t seg_size; /* data size of the next fresh segment (producer) */
     /* Where the consumer stopped reading and began to discard (a reset,
      * R38; a read-side shutdown or close), or SIZE_MAX: the bytes read.
@@ -122,6 +126,28 @@ struct mempipe__ring {
     atomic_uint rlowat;
     atomic_uint wlowat;
 };
+
+/*
+ * Flat mode: the ring of an shm pipe (shm.h). Its bytes are one area of
+ * cap bytes in a shared mapping, position p at offset p mod cap; the
+ * producer keeps the offset of wnext in wadj, the consumer that of rpos in
+ * radj, and tail and head are NULL, which is how each side tells the mode
+ * (no segment is ever allocated). wpos and rpos stay this process's own:
+ * the side that owns one also stores it into the shared word here after
+ * every move (ring.c), and shm.c raises the other one from the peer's
+ * shared word. The inlined fast paths are never taken on a flat ring (an
+ * shm end has no fast pointers, end.h), only the functions of ring.c.
+ */
+struct mempipe__flat {
+    unsigned char *data;    /* the area, in this process's mapping */
+    _Atomic uint64_t *wpos; /* shared: the producer's position */
+    _Atomic uint64_t *rpos; /* shared: the consumer's position */
+};
+
+/* Sets up an empty flat ring of capacity cap on area f (kept by the
+ * caller for the ring's life). */
+void mempipe__ring_init_flat(struct mempipe__ring *r, size_t cap,
+                             const struct mempipe__flat *f);
 
 /* The empty segment every ring starts from (holds nothing, never written:
  * its successor is the ring's `first`). */

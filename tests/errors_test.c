@@ -157,6 +157,7 @@ static const struct {
     {"ENOTSOCK", ENOTSOCK},
     {"EPROTOTYPE", EPROTOTYPE},
     {"ENOTCONN", ENOTCONN},
+    {"EOPNOTSUPP", EOPNOTSUPP},
 };
 
 /* The whole file, NUL-terminated; fails the test if it cannot be read. */
