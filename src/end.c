@@ -162,6 +162,16 @@ static void core_unref(void *obj, unsigned n)
         core_free(c);
 }
 
+void mempipe__core_ref(struct mempipe__core *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void mempipe__core_unref(struct mempipe__core *c)
+{
+    core_unref(c, 1);
+}
+
 /* The end that reads what e writes: its peer, or e itself (a loopback). */
 static mempipe *reader_of(mempipe *e)
 {

@@ -74,6 +74,11 @@ mempipe__core_flat(int npipes, size_t cap, const struct mempipe__flat f[2],
                    struct mempipe__observer *obs[2], struct mempipe__shm *shm,
                    enum mempipe__kind kind, int rxi, int txi);
 
+/* shm.c: one more reference to c (its end is open), and its drop, which
+ * frees c if it was the last. Any thread. */
+void mempipe__core_ref(struct mempipe__core *c);
+void mempipe__core_unref(struct mempipe__core *c);
+
 /* shm.c: wires c's end 1 (an attach in the creating process) and takes
  * its reference. */
 mempipe *mempipe__core_second(struct mempipe__core *c, enum mempipe__kind kind,

@@ -102,7 +102,41 @@ struct mempipe__shm {
     atomic_bool stop;          /* the notifier's end is asked */
     atomic_bool orphan;        /* the core was freed on the notifier itself */
     struct mempipe__shm *next; /* the registry (atfork, local attach) */
+    /* The split side in this process (shm.h), under link_mu; read
+     * without it only to skip the lock when NULL. */
+    _Atomic(struct mempipe__shm *) link;
 };
+
+int mempipe__shm_split;
+
+/* The links of split sides (mempipe__shm_split), both ways at once. */
+static pthread_mutex_t link_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Set while this thread runs a linked side's progress: no echo back. */
+static _Thread_local bool forwarding;
+
+/* m's linked side with a reference on its core, or NULL. */
+static struct mempipe__shm *link_get(struct mempipe__shm *m)
+{
+    pthread_mutex_lock(&link_mu);
+    struct mempipe__shm *pm =
+        atomic_load_explicit(&m->link, memory_order_relaxed);
+    if (pm != NULL)
+        mempipe__core_ref(pm->core);
+    pthread_mutex_unlock(&link_mu);
+    return pm;
+}
+
+static void unlink_side(struct mempipe__shm *m)
+{
+    pthread_mutex_lock(&link_mu);
+    struct mempipe__shm *pm =
+        atomic_load_explicit(&m->link, memory_order_relaxed);
+    if (pm != NULL) {
+        atomic_store_explicit(&pm->link, NULL, memory_order_relaxed);
+        atomic_store_explicit(&m->link, NULL, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&link_mu);
+}
 
 /* ---- the registry: every shm state of this process ---------------------- */
 
@@ -588,6 +622,20 @@ static void obs_notify(struct mempipe__observer *o, struct mempipe__pipe *p)
         atomic_load_explicit(&o->inner, memory_order_acquire);
     if (in != NULL)
         in->notify(in, p);
+    struct mempipe__shm *pm;
+    if (!forwarding &&
+        atomic_load_explicit(&m->link, memory_order_relaxed) != NULL &&
+        (pm = link_get(m)) != NULL) {
+        /* A split side in this process: its wakers run now, on this
+         * thread, as an in-process peer's would (the rule tests). */
+        forwarding = true;
+        mempipe__shm_pull(pm);
+        mempipe__full_fence();
+        mempipe__pipe_progress(&pm->core->pipes[so->ring],
+                               MEMPIPE__ROLE_READER | MEMPIPE__ROLE_WRITER);
+        forwarding = false;
+        mempipe__core_unref(pm->core);
+    }
 }
 
 static void obs_release(struct mempipe__observer *o, struct mempipe__pipe *p)
@@ -625,7 +673,9 @@ static void obs_waits(struct mempipe__observer *o, struct mempipe__pipe *p,
     pthread_mutex_unlock(&m->mu);
     mempipe__full_fence();
     mempipe__shm_pull(m);
-    start_notifier(m);
+    /* A split side hears from its link (shm.h). */
+    if (atomic_load_explicit(&m->link, memory_order_relaxed) == NULL)
+        start_notifier(m);
 }
 
 void mempipe__shm_fd_made(mempipe *e)
@@ -767,6 +817,7 @@ void mempipe__shm_end_closed(struct mempipe__shm *m, const mempipe *e)
     (void)e;
     if (remote(m))
         push_state(m, MEMPIPE__SHM_GONE);
+    unlink_side(m);
 }
 
 void mempipe__shm_stop(struct mempipe__shm *m)
@@ -1063,10 +1114,15 @@ int mempipe_shm_attach(int fd, mempipe **end)
     /* The creator's end in this process: both ends then share its core,
      * an in-process pair whose bytes happen to be in the mapping. */
     pthread_mutex_lock(&reg_mu);
+    struct mempipe__shm *creator = NULL;
     for (struct mempipe__shm *m = reg; m != NULL; m = m->next) {
         if (m->side != 0 || m->dev != st.st_dev || m->ino != st.st_ino ||
             m->gen != mempipe__fork_gen())
             continue;
+        if (mempipe__shm_split) {
+            creator = m;
+            break;
+        }
         if (!atomic_compare_exchange_strong_explicit(&m->h->attach, &zero, 1u,
                                                      memory_order_acq_rel,
                                                      memory_order_acquire)) {
@@ -1112,6 +1168,17 @@ int mempipe_shm_attach(int fd, mempipe **end)
         goto fail;
     }
     reg_add(m);
+    if (creator != NULL) { /* split (tests): still registered? then link */
+        pthread_mutex_lock(&reg_mu);
+        for (struct mempipe__shm *c = reg; c != NULL; c = c->next)
+            if (c == creator) {
+                pthread_mutex_lock(&link_mu);
+                atomic_store_explicit(&creator->link, m, memory_order_relaxed);
+                atomic_store_explicit(&m->link, creator, memory_order_relaxed);
+                pthread_mutex_unlock(&link_mu);
+            }
+        pthread_mutex_unlock(&reg_mu);
+    }
     *end = &m->core->ends[0];
     return 0;
 fail:

@@ -139,6 +139,16 @@ void mempipe__shm_end_closed(struct mempipe__shm *m, const mempipe *e);
 void mempipe__shm_stop(struct mempipe__shm *m);
 void mempipe__shm_free(struct mempipe__shm *m);
 
+/*
+ * Tests only: 1 makes an attach in the creating process a second side of
+ * its own, as another process's would be (its own core, every word through
+ * the mapping, blocking calls on the bells), linked to the creator's only
+ * so that each side's progress also runs the other's wakers at once, as
+ * in-process pipes do (the rule tests' fourth kind). 0, the default: such
+ * an attach shares the creator's core.
+ */
+extern int mempipe__shm_split;
+
 /* describe.c: appends " shm side=S peer=<state>" as snprintf would;
  * returns the length it needs, or -1. */
 int mempipe__shm_describe(const mempipe *e, char *buf, size_t room);

@@ -25,38 +25,72 @@ struct fx {
     mempipe *w, *r;
 };
 
+/*
+ * The fourth kind: the same bodies on shm pipes (src/shm.h), created and
+ * attached in this process, duplex for DUPLEX and simplex for SIMPLEX
+ * (no shm loopback). tu_shm is what fx_open makes: 0 in-process pipes,
+ * TU_SHM an shm pipe whose two ends share one core (an attach in the
+ * creating process, as users get it), TU_SHMX one whose sides are split
+ * as between two processes (every word through the mapping, blocking
+ * calls on the shared bells), linked only so that wakers run at once.
+ * Set by each KIND_TESTS wrapper before its body.
+ */
+#define TU_SHM  1
+#define TU_SHMX 2
+extern int tu_shm;
+
 void fx_open(struct fx *f, enum kind k, size_t cap);
 void fx_close(struct fx *f);
 
-/* A test body taking a kind becomes three cmocka tests. */
-#define KIND_TESTS(body)                                                       \
-    static void test_##body##_duplex(void **s)                                 \
+/* One cmocka test: body on kind k with fx_open making `shm` (kinds.h). */
+#define KIND_TEST1(body, name, shm, k)                                         \
+    static void test_##body##_##name(void **s)                                 \
     {                                                                          \
         (void)s;                                                               \
-        body(DUPLEX);                                                          \
-    }                                                                          \
-    static void test_##body##_simplex(void **s)                                \
-    {                                                                          \
-        (void)s;                                                               \
-        body(SIMPLEX);                                                         \
-    }                                                                          \
-    static void test_##body##_loopback(void **s)                               \
-    {                                                                          \
-        (void)s;                                                               \
-        body(LOOPBACK);                                                        \
+        tu_shm = (shm);                                                        \
+        body(k);                                                               \
+        tu_shm = 0;                                                            \
     }
-#define KIND_ENTRIES(body)                                                     \
+
+/*
+ * A test body taking a kind becomes seven cmocka tests: the three
+ * in-process kinds, and the fourth, shm, as duplex and simplex, with both
+ * ends sharing a core and split (kinds.h). The _INPROC forms are for the
+ * few bodies about the in-process heap, which an shm pipe does not use
+ * for its bytes (its memory is R77's, tests/shm_test.c).
+ */
+#define KIND_TESTS_INPROC(body)                                                \
+    KIND_TEST1(body, duplex, 0, DUPLEX)                                        \
+    KIND_TEST1(body, simplex, 0, SIMPLEX)                                      \
+    KIND_TEST1(body, loopback, 0, LOOPBACK)
+#define KIND_TESTS(body)                                                       \
+    KIND_TESTS_INPROC(body)                                                    \
+    KIND_TEST1(body, shm_duplex, TU_SHM, DUPLEX)                               \
+    KIND_TEST1(body, shm_simplex, TU_SHM, SIMPLEX)                             \
+    KIND_TEST1(body, shmx_duplex, TU_SHMX, DUPLEX)                             \
+    KIND_TEST1(body, shmx_simplex, TU_SHMX, SIMPLEX)
+
+#define KIND_ENTRIES_INPROC(body)                                              \
     cmocka_unit_test(test_##body##_duplex),                                    \
         cmocka_unit_test(test_##body##_simplex),                               \
         cmocka_unit_test(test_##body##_loopback)
+#define KIND_ENTRIES(body)                                                     \
+    KIND_ENTRIES_INPROC(body), cmocka_unit_test(test_##body##_shm_duplex),     \
+        cmocka_unit_test(test_##body##_shm_simplex),                           \
+        cmocka_unit_test(test_##body##_shmx_duplex),                           \
+        cmocka_unit_test(test_##body##_shmx_simplex)
+
 /* The same under the counting allocator. */
+#define KIND_ALLOC1(body, name)                                                \
+    cmocka_unit_test_setup_teardown(test_##body##_##name, tu_alloc_setup,      \
+                                    tu_alloc_teardown)
+#define KIND_ENTRIES_ALLOC_INPROC(body)                                        \
+    KIND_ALLOC1(body, duplex), KIND_ALLOC1(body, simplex),                     \
+        KIND_ALLOC1(body, loopback)
 #define KIND_ENTRIES_ALLOC(body)                                               \
-    cmocka_unit_test_setup_teardown(test_##body##_duplex, tu_alloc_setup,      \
-                                    tu_alloc_teardown),                        \
-        cmocka_unit_test_setup_teardown(test_##body##_simplex, tu_alloc_setup, \
-                                        tu_alloc_teardown),                    \
-        cmocka_unit_test_setup_teardown(test_##body##_loopback,                \
-                                        tu_alloc_setup, tu_alloc_teardown)
+    KIND_ENTRIES_ALLOC_INPROC(body), KIND_ALLOC1(body, shm_duplex),            \
+        KIND_ALLOC1(body, shm_simplex), KIND_ALLOC1(body, shmx_duplex),        \
+        KIND_ALLOC1(body, shmx_simplex)
 
 /* Reads exactly n bytes (in one call) and compares them with want. */
 void expect_read(mempipe *e, const void *want, size_t n);

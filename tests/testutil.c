@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "kinds.h"
 
+#ifdef TU_INTERNALS /* linked with the static library (tests/) */
+#include "shm.h"
+#endif
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -295,9 +299,38 @@ void tu_watchdog_end(void)
 /* ------------------------------------------------------------------------ */
 /* The end-kind fixture and counting allocator of kinds.h. */
 
+int tu_shm;
+
+/* An shm pipe of kind k, both ends here: split as between two processes
+ * or sharing one core (kinds.h). */
+static void fx_open_shm(struct fx *f, enum kind k, size_t cap)
+{
+    int fd = -1;
+    mempipe *local = NULL, *peer = NULL;
+    if (k == DUPLEX)
+        assert_rc(0, mempipe_shm_duplex(cap, &local, &fd));
+    else
+        assert_rc(0, mempipe_shm_simplex(cap, &local, &fd));
+#ifdef TU_INTERNALS
+    mempipe__shm_split = tu_shm == TU_SHMX;
+#endif
+    int rc = mempipe_shm_attach(fd, &peer);
+#ifdef TU_INTERNALS
+    mempipe__shm_split = 0;
+#endif
+    close(fd);
+    assert_rc(0, rc);
+    f->w = local; /* the duplex's a, the simplex's writer */
+    f->r = peer;
+}
+
 void fx_open(struct fx *f, enum kind k, size_t cap)
 {
     f->kind = k;
+    if (tu_shm != 0 && k != LOOPBACK) {
+        fx_open_shm(f, k, cap);
+        return;
+    }
     switch (k) {
     case DUPLEX:
         assert_rc(0, mempipe_duplex(cap, &f->w, &f->r));
