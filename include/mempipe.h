@@ -1126,11 +1126,13 @@ typedef struct mempipe_bridge mempipe_bridge;
  * the kernel in place (mempipe_read_peek) and reads the fd's into the end
  * in place (mempipe_write_reserve), never more than the other side takes
  * now, so both ways keep their backpressure. The stream's ends follow the
- * socket's rules (SPEC R80-R85):
+ * socket's rules (SPEC R80-R86):
  *   - the end's peer shuts down or closes (the end reads EOF): shutdown(fd,
  *     SHUT_WR) after the last byte (a pipe's write end is closed);
  *   - the fd reads EOF: mempipe_shutdown(end) after the last byte, so the
- *     end's peer reads EOF;
+ *     end's peer reads EOF; if the fd is then shut both ways (POLLHUP: its
+ *     peer closed), the end is read-shut first, so that by then its peer's
+ *     writes fail with -EPIPE, as on a socket whose peer closed;
  *   - the end's peer aborts (-ECONNRESET): the fd is reset (SO_LINGER
  *     {1, 0}, then closed: a TCP peer gets an RST) and the bridge ends;
  *   - the fd is reset (ECONNRESET): the end is closed with -ECONNRESET for

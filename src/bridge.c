@@ -19,7 +19,10 @@
  *               other direction ends too; the fd refuses bytes (EPIPE,
  *               ECONNRESET: its peer is gone): the end is read-shut, so
  *               the end's peer's writes fail with -EPIPE.
- *   fd -> end   EOF: mempipe_shutdown(end); ECONNRESET: the end is closed
+ *   fd -> end   EOF: mempipe_shutdown(end), after mempipe_shutdown_read(end)
+ *               if the fd is shut both ways (POLLHUP: its peer closed), so
+ *               that the end's peer's writes fail with -EPIPE as on a
+ *               socket whose peer closed; ECONNRESET: the end is closed
  *               with -ECONNRESET for its peer's reads
  *               (mempipe_close_with_error); the end refuses bytes (-EPIPE:
  *               its peer's read side is gone): shutdown(SHUT_RD).
@@ -191,6 +194,14 @@ static void pump_e2f(struct mempipe_bridge *b)
     }
 }
 
+/* The fd is shut both ways (POLLHUP): its peer closed, not just shut its
+ * sending side, or the fd's sending side was shut as well. */
+static bool hung_up(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
+}
+
 /* fd -> end until one side would wait. */
 static void pump_f2e(struct mempipe_bridge *b)
 {
@@ -223,6 +234,13 @@ static void pump_f2e(struct mempipe_bridge *b)
             return;
         }
         if (k == 0) { /* EOF: the fd's peer shut down its sending side */
+            if (hung_up(b->fd)) {
+                /* Both ways shut (its peer closed): nothing the end's
+                 * peer writes can go anywhere. Read-shut first, so that
+                 * its writes fail -EPIPE once it reads the EOF. */
+                (void)mempipe_shutdown_read(b->end);
+                stop_e2f(b);
+            }
             (void)mempipe_shutdown(b->end);
             stop_f2e(b);
             if (!b->sock)

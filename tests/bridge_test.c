@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bridges (mempipe.h, SPEC R80-R85): an end pumped to a real stream fd.
+ * Bridges (mempipe.h, SPEC R80-R86): an end pumped to a real stream fd.
  * Each test talks to the bridge from both sides, the end's peer (a) and
  * the fd's peer (a socketpair's other socket, a pipe's other end, or a TCP
  * client on 127.0.0.1), and checks what each side sees against what the
@@ -642,6 +642,19 @@ static void test_R85_allocation_failure_takes_nothing(void **state)
 
 /* ---- R80: an idle bridge sleeps --------------------------------------- */
 
+/* CPU seconds this process spends over the next 0.3 s. */
+static double cpu_over_300ms(void)
+{
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    usleep(300000);
+    getrusage(RUSAGE_SELF, &r1);
+    return (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) +
+           (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) / 1e6 +
+           (double)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+           (double)(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6;
+}
+
 static void test_R80_idle_bridge_uses_no_cpu(void **state)
 {
     (void)state;
@@ -649,18 +662,32 @@ static void test_R80_idle_bridge_uses_no_cpu(void **state)
     int s[2];
     mempipe_bridge *br = rig(64, &a, s);
     usleep(20000); /* the bridge reaches its poll */
-    struct rusage r0, r1;
-    getrusage(RUSAGE_SELF, &r0);
-    usleep(300000);
-    getrusage(RUSAGE_SELF, &r1);
-    double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) +
-                 (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) / 1e6 +
-                 (double)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
-                 (double)(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6;
+    double cpu = cpu_over_300ms();
     printf("idle bridge: %.4f s CPU over 0.3 s\n", cpu);
     assert_true(cpu < 0.03);
     mempipe_close(a);
     close(s[1]);
+    assert_rc(0, mempipe_bridge_join(br));
+}
+
+/* R86: the fd's peer closes while the end's peer neither reads nor
+ * writes. The fd shows POLLHUP from then on; the bridge must end (it used
+ * to wait for the end only, woken by that POLLHUP again and again). */
+static void test_R86_fd_peer_close_leaves_no_busy_bridge(void **state)
+{
+    (void)state;
+    mempipe *a;
+    int s[2];
+    mempipe_bridge *br = rig(64, &a, s);
+    close(s[1]);
+    usleep(20000); /* the bridge sees the close */
+    double cpu = cpu_over_300ms();
+    printf("bridge after its fd's peer closed: %.4f s CPU over 0.3 s\n", cpu);
+    assert_true(cpu < 0.03);
+    assert_int_equal(mempipe_shut_state(a),
+                     MEMPIPE_SHUT_READ | MEMPIPE_SHUT_WRITE);
+    assert_rc(-EPIPE, mempipe_write(a, "x", 1));
+    mempipe_close(a);
     assert_rc(0, mempipe_bridge_join(br));
 }
 
@@ -681,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_R84_step_in_an_epoll_loop),
         cmocka_unit_test(test_R84_abort_resets_both_sides),
         cmocka_unit_test(test_R85_bad_input_takes_nothing),
+        cmocka_unit_test(test_R86_fd_peer_close_leaves_no_busy_bridge),
         cmocka_unit_test_setup_teardown(
             test_R85_allocation_failure_takes_nothing, tu_alloc_setup,
             tu_alloc_teardown),
