@@ -1,0 +1,752 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared-memory pipes between processes (docs/shm.md; the proposed SPEC
+ * rules R68-R79 of its "Proposed rules", which the test names follow):
+ * the far end of each pipe lives in a CHILD PROCESS — forked and attaching
+ * the inherited fd, or forked before the pipe exists and handed the fd
+ * with SCM_RIGHTS, or the tests/shm_peer helper exec'd with the fd number
+ * in argv — and the test drives it through a control socketpair with the
+ * commands of shm_peer.h. Both sides move pattern streams, each byte read
+ * checked at its position and each direction's checksum compared.
+ *
+ * Every wait is bounded: replies and exits (10 s), the events of the wake
+ * and death tests (a few seconds), and alarm() per test as the last
+ * resort. Every child is reaped: by the test, or by the teardown, which
+ * kills what a failed test left.
+ */
+#include "testutil.h"
+
+#include "shm.h" /* MEMPIPE__SHM_SLICE_MS, the header's layout */
+#include "shm_peer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REPLY_MS 10000 /* a child's answer to one command */
+#define EVENT_MS 5000  /* a wake-up the test waits for */
+
+/* ---- the test's state: children, pipes, wakers --------------------------
+ *
+ * In static storage, not on a test's stack: a failed assertion leaves the
+ * test function by longjmp, and the teardown still finds what it left
+ * open (children to kill and reap, ends to close, whose wakers point
+ * here).
+ */
+
+/*
+ * A child's exit is seen as the end of file of a descriptor whose other
+ * end only the child holds (the kernel closes it as the process exits,
+ * whatever kills it): the control socket, or in_child()'s pipe. Not a
+ * pidfd: valgrind (3.19) does not know pidfd_open.
+ */
+struct kid {
+    pid_t pid;
+    int ctl; /* our end of the control socketpair */
+    struct sp_reply last;
+};
+
+/* A waker that writes an eventfd and notes where and when it ran. */
+struct ew {
+    int efd;        /* -1: not made */
+    pthread_t test; /* the test's thread */
+    atomic_int calls, off_test;
+    atomic_llong first_ns; /* when it first ran */
+};
+
+#define P_SIMPLEX 1u  /* mempipe_shm_simplex: we write, the child reads */
+#define P_SCM     2u  /* the fd sent with SCM_RIGHTS to an older child */
+#define P_EXEC    4u  /* the fd number to the shm_peer helper */
+#define P_NOVIEW  8u  /* no header view of ours (R77 counts our pages) */
+#define P_KEEPFD  16u /* the fd stays open, in fd, for the test */
+
+/* Our end of an shm pipe whose other end a child attached. */
+struct pair {
+    mempipe *end;
+    struct kid *kid;
+    struct sp_stream s;
+    const struct mempipe__shm_hdr *h; /* our read-only view of the header */
+    int fd;                           /* P_KEEPFD: the pipe's fd */
+    int busy;                         /* a thread of ours is in a call */
+    struct ew w;
+};
+
+#define MAXKIDS  4
+#define MAXPAIRS 2
+static struct kid kids[MAXKIDS];
+static struct pair pairs[MAXPAIRS];
+
+enum how { INHERIT, SCM, EXEC };
+
+/* ---- children ------------------------------------------------------------
+ */
+
+static void send_fd(int sock, int fd)
+{
+    char byte = 'f';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    assert_int_equal(1, sendmsg(sock, &msg, MSG_NOSIGNAL));
+}
+
+/* In the child: the fd the test sends, or -1. */
+static int recv_fd(int sock)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+        return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (c == NULL || c->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+/* In a forked child, first: the ends it inherited are closed (R34, R76:
+ * the one call allowed on them; it leaves the parent's pipes alone), so
+ * that the child frees what it holds of them; the other children's
+ * sockets are closed (a copy would keep them open past their children's
+ * exits). */
+static void child_drop_inherited(void)
+{
+    for (int i = 0; i < MAXPAIRS; i++)
+        if (pairs[i].end != NULL && !pairs[i].busy)
+            mempipe_close(pairs[i].end);
+    for (int i = 0; i < MAXKIDS; i++)
+        if (kids[i].pid != 0)
+            close(kids[i].ctl);
+}
+
+/* The child: attach and serve. */
+static _Noreturn void kid_main(int ctl, int ours, int fd, enum how how)
+{
+    close(ours);
+    child_drop_inherited();
+    if (how == SCM)
+        fd = recv_fd(ctl);
+    if (how == EXEC) {
+        char a[16], b[16];
+        snprintf(a, sizeof a, "%d", fd);
+        snprintf(b, sizeof b, "%d", ctl);
+        fcntl(ctl, F_SETFD, 0); /* fd itself has no FD_CLOEXEC (R68) */
+        execl(MEMPIPE_SHM_PEER, "shm_peer", a, b, (char *)NULL);
+        _exit(127);
+    }
+    _exit(sp_attach_serve(fd, ctl));
+}
+
+/* Forks a child that attaches fd (SCM: the fd sent later, send_fd). */
+static struct kid *kid_new(int fd, enum how how)
+{
+    struct kid *k = NULL;
+    for (int i = 0; i < MAXKIDS && k == NULL; i++)
+        if (kids[i].pid == 0)
+            k = &kids[i];
+    assert_non_null(k);
+    int sv[2];
+    assert_int_equal(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        kid_main(sv[1], sv[0], fd, how);
+    close(sv[1]);
+    memset(k, 0, sizeof *k);
+    k->pid = pid;
+    k->ctl = sv[0];
+    return k;
+}
+
+static void kid_send(struct kid *k, int op, int64_t arg)
+{
+    struct sp_cmd c = {.op = op, .arg = arg};
+    assert_int_equal(sizeof c, send(k->ctl, &c, sizeof c, MSG_NOSIGNAL));
+}
+
+/* The child's next answer, within REPLY_MS. */
+static int64_t kid_wait(struct kid *k)
+{
+    struct pollfd f = {.fd = k->ctl, .events = POLLIN};
+    if (poll(&f, 1, REPLY_MS) != 1)
+        fail_msg("child %d: no answer in %d ms", (int)k->pid, REPLY_MS);
+    ssize_t n = recv(k->ctl, &k->last, sizeof k->last, MSG_WAITALL);
+    if (n != (ssize_t)sizeof k->last)
+        fail_msg("child %d: answer of %zd bytes (it died?)", (int)k->pid, n);
+    return k->last.rc;
+}
+
+static int64_t kid_do(struct kid *k, int op, int64_t arg)
+{
+    kid_send(k, op, arg);
+    return kid_wait(k);
+}
+
+/* Waits up to ms for pid's exit, seen as the end of file of fd (unread
+ * bytes before it are dropped), and reaps it; closes fd. Returns the exit
+ * status, 128 + the signal that killed it, or -1 when it had to be killed
+ * for not exiting in time. */
+static int reap(pid_t pid, int fd, int ms)
+{
+    double limit = tu_now() + ms / 1000.0;
+    int late = 1;
+    for (;;) {
+        int left = (int)((limit - tu_now()) * 1000);
+        struct pollfd f = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&f, 1, left) != 1)
+            break;
+        char scratch[sizeof(struct sp_reply)];
+        if (read(fd, scratch, sizeof scratch) <= 0) {
+            late = 0; /* EOF (or the reset of a killed child's socket) */
+            break;
+        }
+    }
+    close(fd);
+    if (late)
+        kill(pid, SIGKILL);
+    int st = 0;
+    pid_t r = waitpid(pid, &st, 0);
+    if (r != pid || late)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Ends the control session (the child reads EOF, closes its end and
+ * exits) and reaps it: its status as reap(). */
+static int kid_reap(struct kid *k)
+{
+    shutdown(k->ctl, SHUT_WR);
+    int st = reap(k->pid, k->ctl, REPLY_MS);
+    memset(k, 0, sizeof *k);
+    return st;
+}
+
+static void kid_end(struct kid *k)
+{
+    pid_t pid = k->pid;
+    int st = kid_reap(k);
+    if (st != 0)
+        fail_msg("child %d ended with status %d", (int)pid, st);
+}
+
+/* Runs fn(arg) in a forked child that exits with its result; the exit
+ * status as reap(). For a child that only checks something and leaves. */
+static int in_child(int (*fn)(void *), void *arg)
+{
+    int pfd[2];
+    assert_int_equal(0, pipe2(pfd, O_CLOEXEC));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        child_drop_inherited();
+        _exit(fn(arg)); /* pfd[1] closes with the process */
+    }
+    close(pfd[1]);
+    return reap(pid, pfd[0], REPLY_MS);
+}
+
+/* ---- pipes with a child at the far end ---------------------------------- */
+
+static struct pair *pair_open(size_t max, unsigned flags)
+{
+    struct pair *p = NULL;
+    for (int i = 0; i < MAXPAIRS && p == NULL; i++)
+        if (pairs[i].end == NULL)
+            p = &pairs[i];
+    assert_non_null(p);
+    memset(p, 0, sizeof *p);
+    p->fd = p->w.efd = -1;
+    sp_init(&p->s, 0);
+    if (flags & P_SCM) /* forked before the pipe exists: inherits nothing */
+        p->kid = kid_new(-1, SCM);
+    int fd = -1;
+    if (flags & P_SIMPLEX)
+        assert_rc(0, mempipe_shm_simplex(max, &p->end, &fd));
+    else
+        assert_rc(0, mempipe_shm_duplex(max, &p->end, &fd));
+    if (!(flags & P_NOVIEW)) {
+        void *v = mmap(NULL, sizeof *p->h, PROT_READ, MAP_SHARED, fd, 0);
+        assert_true(v != MAP_FAILED);
+        p->h = v;
+    }
+    if (flags & P_SCM)
+        send_fd(p->kid->ctl, fd);
+    else
+        p->kid = kid_new(fd, flags & P_EXEC ? EXEC : INHERIT);
+    if (flags & P_KEEPFD)
+        p->fd = fd;
+    else
+        close(fd);                  /* handed on: the caller's copy (R68) */
+    assert_rc(0, kid_wait(p->kid)); /* the child's attach */
+    return p;
+}
+
+/* Our end closed, and what goes with it; the child is the caller's. */
+static void pair_free(struct pair *p)
+{
+    mempipe_close(p->end); /* no waker runs after this (p->w is done) */
+    if (p->h != NULL)
+        munmap((void *)p->h, sizeof *p->h);
+    if (p->w.efd >= 0)
+        close(p->w.efd);
+    if (p->fd >= 0)
+        close(p->fd);
+    memset(p, 0, sizeof *p);
+}
+
+static void pair_close(struct pair *p)
+{
+    kid_end(p->kid);
+    pair_free(p);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    alarm(30); /* the last resort: no test may hang */
+    return 0;
+}
+
+/* What a failed test left: children killed and reaped, ends closed (but
+ * one a thread of ours is still blocked in: left as it is). */
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MAXKIDS; i++)
+        if (kids[i].pid != 0) {
+            kill(kids[i].pid, SIGKILL);
+            kid_reap(&kids[i]);
+        }
+    for (int i = 0; i < MAXPAIRS; i++)
+        if (pairs[i].end != NULL && !pairs[i].busy)
+            pair_free(&pairs[i]);
+    alarm(0);
+    return 0;
+}
+
+/* Every byte each way arrived once, in order: our streams against what the
+ * child's last answer says of its own. */
+static void check_streams(const struct pair *p)
+{
+    const struct sp_stream *c = &p->kid->last.s;
+    assert_int_equal(-1, p->s.bad);
+    assert_int_equal(-1, c->bad);
+    assert_int_equal(p->s.wr.pos, c->rd.pos);
+    assert_int_equal(p->s.wr.sum, c->rd.sum);
+    assert_int_equal(c->wr.pos, p->s.rd.pos);
+    assert_int_equal(c->wr.sum, p->s.rd.sum);
+}
+
+/* Fills the pipe we write with poll writes; the last one stores w. */
+static size_t fill(struct pair *p, const mempipe_waker *w)
+{
+    size_t total = 0;
+    ssize_t r;
+    while ((r = sp_poll_write(&p->s, p->end, 65536, w)) > 0)
+        total += (size_t)r;
+    assert_rc(-EAGAIN, r);
+    return total;
+}
+
+/* ---- R68: create, attach, the fd ---------------------------------------- */
+
+static void test_R68_duplex_bytes_in_order_both_ways(void **state)
+{
+    (void)state;
+    mempipe *e;
+    int fd;
+    assert_rc(0, mempipe_shm_duplex(4096, &e, &fd));
+    int fl = fcntl(fd, F_GETFD);
+    assert_true(fl >= 0 && !(fl & FD_CLOEXEC)); /* exec inherits it */
+    close(fd);
+    mempipe_close(e);
+
+    /* Capacity 1000: the rounds wrap the rings many times. */
+    struct pair *p = pair_open(1000, 0);
+    for (int i = 0; i < 200; i++) {
+        int64_t n = 1 + (i * 37) % 700, m = 1 + (i * 53) % 1000;
+        assert_rc(n, sp_write(&p->s, p->end, n));
+        assert_rc(n, kid_do(p->kid, SP_R, n));
+        assert_rc(m, kid_do(p->kid, SP_W, m));
+        assert_rc(m, sp_read(&p->s, p->end, m));
+    }
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R68_simplex_bytes_one_way(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(1000, P_SIMPLEX);
+    unsigned char c;
+    assert_rc(-EBADF, mempipe_poll_read(p->end, &c, 1, NULL));
+    assert_rc(-EBADF, kid_do(p->kid, SP_WPOLL, 1)); /* the child reads */
+    for (int i = 0; i < 200; i++) {
+        int64_t n = 1 + (i * 61) % 1000;
+        assert_rc(n, sp_write(&p->s, p->end, n));
+        assert_rc(n, kid_do(p->kid, SP_R, n));
+    }
+    assert_rc(0, mempipe_shutdown(p->end));
+    assert_rc(0, kid_do(p->kid, SP_R, SP_ALL)); /* EOF */
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R68_fd_sent_with_scm_rights_attaches(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, P_SCM);
+    assert_rc(3000, sp_write(&p->s, p->end, 3000));
+    assert_rc(3000, kid_do(p->kid, SP_R, 3000));
+    assert_rc(4096, kid_do(p->kid, SP_W, 4096));
+    assert_rc(0, kid_do(p->kid, SP_SHUT, 0));
+    assert_rc(4096, sp_read(&p->s, p->end, SP_ALL));
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R68_attach_in_the_creating_process(void **state)
+{
+    (void)state;
+    mempipe *a, *b;
+    int fd;
+    assert_rc(0, mempipe_shm_duplex(100, &a, &fd));
+    assert_rc(0, mempipe_shm_attach(fd, &b));
+    close(fd); /* at once: the ends keep the mapping */
+    struct tu_counter c = {0};
+    mempipe_waker w = tu_counter_waker(&c);
+    char buf[8];
+    assert_rc(-EAGAIN, mempipe_poll_read(b, buf, sizeof buf, &w));
+    assert_rc(5, mempipe_poll_write(a, "hello", 5, NULL));
+    assert_int_equal(1, tu_calls(&c)); /* linked ends: synchronously */
+    assert_rc(5, mempipe_poll_read(b, buf, sizeof buf, NULL));
+    assert_memory_equal(buf, "hello", 5);
+    assert_rc(3, mempipe_poll_write(b, "abc", 3, NULL));
+    mempipe_close(b);
+    assert_rc(3, mempipe_poll_read(a, buf, sizeof buf, NULL));
+    assert_memory_equal(buf, "abc", 3);
+    assert_rc(0, mempipe_poll_read(a, buf, sizeof buf, NULL));
+    assert_rc(-EPIPE, mempipe_poll_write(a, "x", 1, NULL));
+    mempipe_close(a);
+}
+
+/* A second attach from another process: -EBUSY, no descriptor left. */
+static int attach_again(void *arg)
+{
+    int fd = *(int *)arg;
+    mempipe *e = NULL;
+    int n0 = tu_count_fds();
+    int rc = mempipe_shm_attach(fd, &e);
+    return rc == -EBUSY && e == NULL && tu_count_fds() == n0 ? 0 : 1;
+}
+
+static void test_R68_second_attach_is_ebusy(void **state)
+{
+    (void)state;
+    /* In the creating process. */
+    mempipe *a, *b, *e = NULL;
+    int fd;
+    assert_rc(0, mempipe_shm_duplex(4096, &a, &fd));
+    assert_rc(0, mempipe_shm_attach(fd, &b));
+    int n0 = tu_count_fds();
+    assert_rc(-EBUSY, mempipe_shm_attach(fd, &e));
+    assert_null(e);
+    assert_int_equal(n0, tu_count_fds());
+    close(fd);
+    mempipe_close(b);
+    mempipe_close(a);
+
+    /* A child attached: a second child, and we, are refused. */
+    struct pair *p = pair_open(4096, P_KEEPFD);
+    assert_int_equal(0, in_child(attach_again, &p->fd));
+    n0 = tu_count_fds();
+    assert_rc(-EBUSY, mempipe_shm_attach(p->fd, &e));
+    assert_null(e);
+    assert_int_equal(n0, tu_count_fds());
+    /* And the pipe between us and the first child is unharmed. */
+    assert_rc(10, sp_write(&p->s, p->end, 10));
+    assert_rc(10, kid_do(p->kid, SP_R, 10));
+    check_streams(p);
+    pair_close(p);
+}
+
+/* ---- R69: capacity -------------------------------------------------------
+ */
+
+static void test_R69_capacity_is_max_exactly(void **state)
+{
+    (void)state;
+    /* 1000: not a page multiple (the mapping is rounded up, not this). */
+    struct pair *p = pair_open(1000, 0);
+    assert_int_equal(1000, mempipe_capacity(p->end));
+    assert_rc(1000, kid_do(p->kid, SP_CAP, 0));
+    assert_rc(1000, sp_poll_write(&p->s, p->end, 1500, NULL));
+    assert_rc(-EAGAIN, sp_poll_write(&p->s, p->end, 1, NULL));
+    assert_int_equal(0, mempipe_writable(p->end));
+    assert_rc(1000, kid_do(p->kid, SP_R, 1000));
+    assert_int_equal(1000, mempipe_writable(p->end));
+    assert_rc(999, kid_do(p->kid, SP_W, 999));
+    assert_int_equal(999, mempipe_readable(p->end));
+    assert_rc(999, sp_read(&p->s, p->end, 999));
+    check_streams(p);
+    pair_close(p);
+
+    p = pair_open(5000, P_SIMPLEX);
+    assert_int_equal(5000, mempipe_capacity(p->end));
+    assert_rc(5000, kid_do(p->kid, SP_CAP, 0));
+    assert_rc(5000, fill(p, NULL));
+    assert_rc(5000, kid_do(p->kid, SP_R, 5000));
+    check_streams(p);
+    pair_close(p);
+}
+
+/* ---- R73: the core rules across processes ------------------------------- */
+
+#define BIG ((int64_t)8 << 20) /* 8 MiB through a 64 KiB pipe */
+
+static void test_R73_large_transfers_both_ways(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    kid_send(p->kid, SP_R, BIG);
+    assert_rc(BIG, sp_write(&p->s, p->end, BIG));
+    assert_rc(BIG, kid_wait(p->kid));
+    kid_send(p->kid, SP_W, BIG);
+    assert_rc(BIG, sp_read(&p->s, p->end, BIG));
+    assert_rc(BIG, kid_wait(p->kid));
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R73_large_transfer_simplex(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, P_SIMPLEX);
+    kid_send(p->kid, SP_R, SP_ALL);
+    assert_rc(BIG, sp_write(&p->s, p->end, BIG));
+    assert_rc(0, mempipe_shutdown(p->end));
+    assert_rc(BIG, kid_wait(p->kid)); /* all of it, then EOF */
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R73_backpressure_until_the_child_reads(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    assert_int_equal(65536, fill(p, NULL));
+    assert_rc(-EAGAIN, sp_poll_write(&p->s, p->end, 1, NULL));
+    assert_int_equal(0, mempipe_writable(p->end));
+    assert_int_equal(65536, mempipe_unread(p->end));
+    assert_rc(1000, kid_do(p->kid, SP_R, 1000));
+    assert_int_equal(1000, mempipe_writable(p->end));
+    assert_rc(1000, sp_poll_write(&p->s, p->end, 65536, NULL));
+    assert_rc(-EAGAIN, sp_poll_write(&p->s, p->end, 1, NULL));
+    assert_rc(65536, kid_do(p->kid, SP_R, 65536));
+    assert_int_equal(0, mempipe_unread(p->end));
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R73_eof_after_the_bytes_when_the_child_shuts_down(void **s)
+{
+    (void)s;
+    struct pair *p = pair_open(4096, 0);
+    assert_rc(300, kid_do(p->kid, SP_W, 300));
+    assert_rc(0, kid_do(p->kid, SP_SHUT, 0));
+    assert_true(mempipe_shut_state(p->end) & MEMPIPE_SHUT_READ);
+    assert_rc(300, sp_read(&p->s, p->end, SP_ALL)); /* the bytes, then EOF */
+    char c;
+    assert_rc(0, mempipe_read(p->end, &c, 1));
+    assert_rc(0, mempipe_poll_read(p->end, &c, 1, NULL));
+    /* A half-close: our direction still carries bytes. */
+    assert_rc(50, sp_write(&p->s, p->end, 50));
+    assert_rc(50, kid_do(p->kid, SP_R, 50));
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R73_eof_then_epipe_when_the_child_closes(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, 0);
+    assert_rc(100, sp_write(&p->s, p->end, 100));
+    assert_rc(100, kid_do(p->kid, SP_R, 100));
+    assert_rc(300, kid_do(p->kid, SP_W, 300));
+    assert_rc(0, kid_do(p->kid, SP_CLOSE, 0));
+    assert_rc(300, sp_read(&p->s, p->end, SP_ALL));
+    check_streams(p);
+    char c;
+    assert_rc(0, mempipe_poll_read(p->end, &c, 1, NULL));
+    assert_rc(-EPIPE, mempipe_poll_write(p->end, "x", 1, NULL));
+    assert_rc(-EPIPE, mempipe_write(p->end, "x", 1));
+    assert_int_equal(MEMPIPE_SHUT_READ | MEMPIPE_SHUT_WRITE,
+                     mempipe_shut_state(p->end));
+    pair_close(p);
+}
+
+static void test_R73_shutdown_both_ways(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, 0);
+    assert_rc(200, sp_write(&p->s, p->end, 200));
+    assert_rc(0, mempipe_shutdown(p->end));
+    assert_rc(200, kid_do(p->kid, SP_R, SP_ALL)); /* then EOF */
+    assert_rc(0, kid_do(p->kid, SP_RPOLL, 10));
+    assert_rc(-EPIPE, mempipe_poll_write(p->end, "x", 1, NULL));
+    assert_rc(100, kid_do(p->kid, SP_W, 100)); /* the other way still open */
+    assert_rc(100, sp_read(&p->s, p->end, 100));
+    assert_rc(0, kid_do(p->kid, SP_SHUT, 0));
+    assert_rc(0, sp_read(&p->s, p->end, SP_ALL));
+    assert_rc(-EPIPE, kid_do(p->kid, SP_WPOLL, 1));
+    assert_int_equal(MEMPIPE_SHUT_READ | MEMPIPE_SHUT_WRITE,
+                     mempipe_shut_state(p->end));
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R73_child_shutdown_read_makes_our_writes_epipe(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, 0);
+    assert_rc(100, sp_write(&p->s, p->end, 100)); /* buffered, never read */
+    assert_rc(0, kid_do(p->kid, SP_SHUTRD, 0));
+    assert_rc(-EPIPE, mempipe_poll_write(p->end, "x", 1, NULL));
+    assert_rc(-EPIPE, mempipe_write(p->end, "x", 1));
+    assert_int_equal(0, mempipe_unread(p->end)); /* they never will be */
+    assert_rc(0, kid_do(p->kid, SP_RPOLL, 10));  /* the child reads EOF */
+    assert_rc(10, kid_do(p->kid, SP_W, 10));     /* its writes go on */
+    assert_rc(10, sp_read(&p->s, p->end, 10));
+    assert_int_equal(-1, p->s.bad);
+    pair_close(p);
+}
+
+static void test_R73_child_abort_resets_our_reads(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, 0);
+    assert_rc(20, kid_do(p->kid, SP_W, 20));
+    assert_rc(10, sp_write(&p->s, p->end, 10));
+    assert_rc(0, kid_do(p->kid, SP_ABORT, 0));
+    assert_int_equal(0, mempipe_readable(p->end)); /* discarded at once */
+    char buf[32];
+    assert_rc(-ECONNRESET, mempipe_poll_read(p->end, buf, sizeof buf, NULL));
+    assert_rc(-ECONNRESET, mempipe_read(p->end, buf, sizeof buf));
+    assert_rc(-ECONNRESET, mempipe_poll_read(p->end, buf, sizeof buf, NULL));
+    assert_rc(-ECONNRESET, mempipe_poll_write(p->end, "x", 1, NULL));
+    pair_close(p);
+}
+
+static void test_R73_child_close_with_error_gives_our_reads_it(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, 0);
+    assert_rc(7, kid_do(p->kid, SP_W, 7));
+    assert_rc(0, kid_do(p->kid, SP_ERR, -EIO));
+    assert_rc(7, sp_read(&p->s, p->end, 7)); /* the bytes first */
+    assert_int_equal(-1, p->s.bad);
+    char buf[8];
+    assert_rc(-EIO, mempipe_poll_read(p->end, buf, sizeof buf, NULL));
+    assert_rc(-EIO, mempipe_read(p->end, buf, sizeof buf));
+    assert_rc(-EIO, mempipe_poll_write(p->end, "x", 1, NULL));
+    pair_close(p);
+}
+
+static void test_R73_zero_copy_across_processes(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    const int64_t n = 200000; /* three wraps: spans split at the ring's end */
+    kid_send(p->kid, SP_ZR, n);
+    assert_rc(n, sp_zwrite(&p->s, p->end, n, EVENT_MS));
+    assert_rc(n, kid_wait(p->kid));
+    kid_send(p->kid, SP_ZW, n);
+    assert_rc(n, sp_zread(&p->s, p->end, n, EVENT_MS));
+    assert_rc(n, kid_wait(p->kid));
+    /* Mixed: copies in on one side, windows on the other. */
+    kid_send(p->kid, SP_R, n);
+    assert_rc(n, sp_zwrite(&p->s, p->end, n, EVENT_MS));
+    assert_rc(n, kid_wait(p->kid));
+    kid_send(p->kid, SP_ZW, n);
+    assert_rc(n, sp_read(&p->s, p->end, n));
+    assert_rc(n, kid_wait(p->kid));
+    check_streams(p);
+    pair_close(p);
+}
+
+/* ---- R76: fork and exec ------------------------------------------------- */
+
+static void test_R76_fd_inherited_across_exec_attaches(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, P_EXEC);
+    assert_rc(4000, kid_do(p->kid, SP_W, 4000)); /* fits: capacity 4096 */
+    kid_send(p->kid, SP_R, SP_ALL);
+    assert_rc(4000, sp_read(&p->s, p->end, 4000));
+    assert_rc(7000, sp_write(&p->s, p->end, 7000));
+    assert_rc(0, mempipe_shutdown(p->end));
+    assert_rc(7000, kid_wait(p->kid));
+    check_streams(p);
+    pair_close(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_R68_duplex_bytes_in_order_both_ways),
+        T(test_R68_simplex_bytes_one_way),
+        T(test_R68_fd_sent_with_scm_rights_attaches),
+        T(test_R68_attach_in_the_creating_process),
+        T(test_R68_second_attach_is_ebusy),
+        T(test_R69_capacity_is_max_exactly),
+        T(test_R73_large_transfers_both_ways),
+        T(test_R73_large_transfer_simplex),
+        T(test_R73_backpressure_until_the_child_reads),
+        T(test_R73_eof_after_the_bytes_when_the_child_shuts_down),
+        T(test_R73_eof_then_epipe_when_the_child_closes),
+        T(test_R73_shutdown_both_ways),
+        T(test_R73_child_shutdown_read_makes_our_writes_epipe),
+        T(test_R73_child_abort_resets_our_reads),
+        T(test_R73_child_close_with_error_gives_our_reads_it),
+        T(test_R73_zero_copy_across_processes),
+        T(test_R76_fd_inherited_across_exec_attaches),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
