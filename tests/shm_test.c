@@ -335,6 +335,8 @@ static void pair_close(struct pair *p)
     pair_free(p);
 }
 
+static void model_drop(void);
+
 static int setup(void **state)
 {
     (void)state;
@@ -355,6 +357,7 @@ static int teardown(void **state)
     for (int i = 0; i < MAXPAIRS; i++)
         if (pairs[i].end != NULL && !pairs[i].busy)
             pair_free(&pairs[i]);
+    model_drop();
     alarm(0);
     return 0;
 }
@@ -533,6 +536,280 @@ static void test_R69_capacity_is_max_exactly(void **state)
     assert_rc(5000, kid_do(p->kid, SP_R, 5000));
     check_streams(p);
     pair_close(p);
+}
+
+/* ---- R70: bad input ------------------------------------------------------
+ */
+
+static void test_R70_create_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    int (*make[2])(size_t, mempipe **, int *) = {mempipe_shm_duplex,
+                                                 mempipe_shm_simplex};
+    const size_t bad[] = {0, MEMPIPE_SHM_MAX + 1, SIZE_MAX};
+    mempipe *const none = (mempipe *)&make; /* a value to be left alone */
+    int n0 = tu_count_fds();
+    for (int k = 0; k < 2; k++) {
+        mempipe *e = none;
+        int fd = -7;
+        assert_rc(-EINVAL, make[k](4096, NULL, &fd));
+        assert_rc(-EINVAL, make[k](4096, &e, NULL));
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+            assert_rc(-EINVAL, make[k](bad[i], &e, &fd));
+        assert_ptr_equal(none, e);
+        assert_int_equal(-7, fd);
+        assert_int_equal(n0, tu_count_fds());
+    }
+    /* attach with a NULL end changes nothing: the slot stays free. */
+    mempipe *a, *b;
+    int fd;
+    assert_rc(0, mempipe_shm_duplex(4096, &a, &fd));
+    n0 = tu_count_fds();
+    assert_rc(-EINVAL, mempipe_shm_attach(fd, NULL));
+    assert_int_equal(n0, tu_count_fds());
+    assert_rc(0, mempipe_shm_attach(fd, &b));
+    close(fd);
+    mempipe_close(b);
+    mempipe_close(a);
+}
+
+/* attach(fd) fails with want, leaves *end alone and no descriptor open. */
+static void expect_attach(int want, int fd, const char *what)
+{
+    mempipe *const none = (mempipe *)&want;
+    mempipe *e = none;
+    int n0 = tu_count_fds();
+    int rc = mempipe_shm_attach(fd, &e);
+    int n1 = tu_count_fds();
+    if (rc == 0)
+        mempipe_close(e);
+    if (rc != want)
+        fail_msg("%s: attach returned %d (%s), want %d (%s)", what, rc,
+                 mempipe_strerror(rc), want, mempipe_strerror(want));
+    assert_ptr_equal(none, e);
+    if (n1 != n0)
+        fail_msg("%s: %d descriptors before the attach, %d after", what, n0,
+                 n1);
+}
+
+#define OUR_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* A memfd of size bytes whose first page is hdr (page bytes), made with
+ * mfd_flags and sealed with seals (0: none). */
+static int memfd_like(const unsigned char *hdr, size_t page, off_t size,
+                      unsigned mfd_flags, int seals)
+{
+    int fd = memfd_create("shm-test-copy", MFD_CLOEXEC | mfd_flags);
+    assert_true(fd >= 0);
+    assert_int_equal(0, ftruncate(fd, size));
+    size_t n = (off_t)page < size ? page : (size_t)size;
+    assert_int_equal(n, pwrite(fd, hdr, n, 0));
+    if (seals != 0)
+        assert_int_equal(0, fcntl(fd, F_ADD_SEALS, seals));
+    return fd;
+}
+
+/* A real pipe's header page and file size, for the copies. */
+struct model {
+    mempipe *end;
+    int fd;
+    size_t page;
+    off_t size;
+    _Alignas(struct mempipe__shm_hdr) unsigned char hdr[65536];
+};
+
+/* Static, as the pairs: the teardown closes it after a failure. */
+static struct model model;
+
+static struct model *model_open(void)
+{
+    struct model *m = &model;
+    m->page = (size_t)sysconf(_SC_PAGESIZE);
+    assert_true(m->page <= sizeof m->hdr);
+    assert_rc(0, mempipe_shm_duplex(4096, &m->end, &m->fd));
+    struct stat st;
+    assert_int_equal(0, fstat(m->fd, &st));
+    m->size = st.st_size;
+    assert_int_equal(m->page, pread(m->fd, m->hdr, m->page, 0));
+    return m;
+}
+
+static void model_close(struct model *m)
+{
+    close(m->fd);
+    mempipe_close(m->end);
+    m->end = NULL;
+}
+
+/* The teardown's: a model a failed test left open. */
+static void model_drop(void)
+{
+    if (model.end != NULL)
+        model_close(&model);
+}
+
+/* The control of the tests that refuse altered copies: an unaltered copy,
+ * sealed as ours, attaches (a pipe nobody created here: its creator's side
+ * looks gone at once); then the model is closed. */
+static void model_close_after_control(struct model *m)
+{
+    int fd = memfd_like(m->hdr, m->page, m->size, MFD_ALLOW_SEALING, OUR_SEALS);
+    mempipe *e;
+    assert_rc(0, mempipe_shm_attach(fd, &e));
+    mempipe_close(e);
+    close(fd);
+    model_close(m);
+}
+
+static void test_R70_attach_rejects_what_is_not_our_sealed_memfd(void **state)
+{
+    (void)state;
+    struct model *m = model_open();
+    int fd, pfd[2];
+
+    expect_attach(-EBADF, -1, "fd -1");
+    assert_int_equal(0, pipe2(pfd, O_CLOEXEC));
+    close(pfd[1]);
+    expect_attach(-EBADF, pfd[1], "a closed fd");
+    expect_attach(-EINVAL, pfd[0], "a pipe");
+    close(pfd[0]);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(0, ftruncate(fileno(f), m->size));
+    assert_int_equal(m->page, pwrite(fileno(f), m->hdr, m->page, 0));
+    expect_attach(-EINVAL, fileno(f), "a regular file with our header");
+    fclose(f);
+    int sv[2];
+    assert_int_equal(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    expect_attach(-EINVAL, sv[0], "a socket");
+    close(sv[0]);
+    close(sv[1]);
+
+    /* Memfds with our header and size: only the seals are wrong. */
+    fd = memfd_like(m->hdr, m->page, m->size, 0, 0);
+    expect_attach(-EINVAL, fd, "a memfd made without sealing");
+    close(fd);
+    fd = memfd_like(m->hdr, m->page, m->size, MFD_ALLOW_SEALING, 0);
+    expect_attach(-EINVAL, fd, "a memfd not sealed");
+    close(fd);
+    fd = memfd_like(m->hdr, m->page, m->size, MFD_ALLOW_SEALING,
+                    OUR_SEALS | F_SEAL_WRITE);
+    expect_attach(-EINVAL, fd, "a memfd with F_SEAL_WRITE too");
+    close(fd);
+    fd = memfd_like(m->hdr, m->page, m->size, MFD_ALLOW_SEALING,
+                    F_SEAL_SHRINK | F_SEAL_SEAL);
+    expect_attach(-EINVAL, fd, "a memfd that may still grow");
+    close(fd);
+    fd = memfd_like(m->hdr, m->page, 100, MFD_ALLOW_SEALING, OUR_SEALS);
+    expect_attach(-EINVAL, fd, "a sealed memfd smaller than a page");
+    close(fd);
+    /* The control: the same with our seals attaches. */
+    model_close_after_control(m);
+}
+
+static void test_R70_seals_refuse_resizing(void **state)
+{
+    (void)state;
+    mempipe *a, *b;
+    int fd;
+    assert_rc(0, mempipe_shm_duplex(4096, &a, &fd));
+    struct stat st0, st1;
+    assert_int_equal(0, fstat(fd, &st0));
+    assert_int_equal(OUR_SEALS, fcntl(fd, F_GET_SEALS));
+    errno = 0;
+    assert_int_equal(-1, ftruncate(fd, 0));
+    assert_int_equal(EPERM, errno);
+    errno = 0;
+    assert_int_equal(-1, ftruncate(fd, st0.st_size / 2));
+    assert_int_equal(EPERM, errno);
+    errno = 0;
+    assert_int_equal(-1, ftruncate(fd, st0.st_size * 2));
+    assert_int_equal(EPERM, errno);
+    errno = 0;
+    assert_int_equal(-1, fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    assert_int_equal(EPERM, errno);
+    assert_int_equal(0, fstat(fd, &st1));
+    assert_int_equal(st0.st_size, st1.st_size);
+    /* The file is as it was: it attaches and carries bytes. */
+    assert_rc(0, mempipe_shm_attach(fd, &b));
+    close(fd);
+    char buf[4];
+    assert_rc(4, mempipe_poll_write(a, "seal", 4, NULL));
+    assert_rc(4, mempipe_poll_read(b, buf, sizeof buf, NULL));
+    assert_memory_equal(buf, "seal", 4);
+    mempipe_close(b);
+    mempipe_close(a);
+}
+
+/* ---- R71: validation of the header -------------------------------------- */
+
+static void test_R71_attach_checks_magic_version_and_layout(void **state)
+{
+    (void)state;
+    struct model *m = model_open();
+    const struct mempipe__shm_hdr *h = (const void *)m->hdr;
+    uint64_t page = m->page, size0 = h->size[0], cap0 = h->cap[0];
+    uint64_t garbage;
+    memcpy(&garbage, "mempipeX", 8);
+    uint64_t next;
+    memcpy(&next, "mempipe\2", 8);
+#define AT(f) offsetof(struct mempipe__shm_hdr, f), sizeof h->f
+    const struct {
+        const char *what;
+        size_t off, width;
+        uint64_t v;
+        int want;
+    } cases[] = {
+        {"garbage magic", AT(magic), garbage, -EINVAL},
+        {"the magic of another format", AT(magic), next, -EINVAL},
+        {"zero magic", AT(magic), 0, -EINVAL},
+        {"version 2", AT(version), 2, -EPROTO},
+        {"version 0", AT(version), 0, -EPROTO},
+        {"nrings 0", AT(nrings), 0, -EPROTO},
+        {"nrings 3", AT(nrings), 3, -EPROTO},
+        {"another page size", AT(page), page * 2, -EPROTO},
+        {"another cache line", AT(lines), 128, -EPROTO},
+        {"ring 0 after a gap", AT(off[0]), page * 2, -EPROTO},
+        {"ring 1 overlapping ring 0", AT(off[1]), page, -EPROTO},
+        {"ring 0 not a page multiple", AT(size[0]), size0 + 1, -EPROTO},
+        {"capacity 0", AT(cap[0]), 0, -EPROTO},
+        {"capacity above the area", AT(cap[0]), size0 + 1, -EPROTO},
+        {"capacity above MEMPIPE_SHM_MAX", AT(cap[0]),
+         (uint64_t)MEMPIPE_SHM_MAX + 1, -EPROTO},
+        {"rings of two capacities", AT(cap[1]), cap0 - 1, -EPROTO},
+        {"attach word 2", AT(attach), 2, -EPROTO},
+        {"attach word 1 (taken)", AT(attach), 1, -EBUSY},
+    };
+#undef AT
+    unsigned char copy[sizeof m->hdr];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(copy, m->hdr, m->page);
+        uint32_t v32 = (uint32_t)cases[i].v;
+        if (cases[i].width == sizeof v32)
+            memcpy(copy + cases[i].off, &v32, sizeof v32);
+        else
+            memcpy(copy + cases[i].off, &cases[i].v, sizeof cases[i].v);
+        int fd =
+            memfd_like(copy, m->page, m->size, MFD_ALLOW_SEALING, OUR_SEALS);
+        expect_attach(cases[i].want, fd, cases[i].what);
+        close(fd);
+    }
+    /* The control: the unchanged copy attaches. */
+    model_close_after_control(m);
+}
+
+/* A file of another size than its header says (a page more), the header
+ * intact: mempipe.h ("-EINVAL ... of another size") and docs/shm.md's
+ * table of errors ("a size other than the header's") say -EINVAL. */
+static void test_R71_file_of_another_size_is_einval(void **state)
+{
+    (void)state;
+    struct model *m = model_open();
+    int fd = memfd_like(m->hdr, m->page, m->size + (off_t)m->page,
+                        MFD_ALLOW_SEALING, OUR_SEALS);
+    expect_attach(-EINVAL, fd, "a file a page larger than its header says");
+    close(fd);
+    model_close(m);
 }
 
 /* ---- R73: the core rules across processes ------------------------------- */
@@ -735,6 +1012,11 @@ int main(void)
         T(test_R68_attach_in_the_creating_process),
         T(test_R68_second_attach_is_ebusy),
         T(test_R69_capacity_is_max_exactly),
+        T(test_R70_create_rejects_bad_arguments),
+        T(test_R70_attach_rejects_what_is_not_our_sealed_memfd),
+        T(test_R70_seals_refuse_resizing),
+        T(test_R71_attach_checks_magic_version_and_layout),
+        T(test_R71_file_of_another_size_is_einval),
         T(test_R73_large_transfers_both_ways),
         T(test_R73_large_transfer_simplex),
         T(test_R73_backpressure_until_the_child_reads),
