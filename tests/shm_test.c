@@ -39,6 +39,26 @@
 #define REPLY_MS 10000 /* a child's answer to one command */
 #define EVENT_MS 5000  /* a wake-up the test waits for */
 
+/*
+ * R75: a dead peer is seen within 2 * MEMPIPE__SHM_SLICE_MS by a waiter.
+ * Every wait is cut into slices and checks the peer's lock at each slice's
+ * end, so a death is seen at the end of the slice it falls in (<= one
+ * slice), or of the next one if the kernel had not yet released the dead
+ * child's lock at that check (exit teardown: the second slice). The margin
+ * on top is for this machine, not for the design: a shared 2-core VM whose
+ * other tenant and our own child's teardown compete with the waiter for
+ * the CPUs, and the sanitizer builds' slower syscalls and thread switches
+ * (asan, tsan: the waiter and the notifier are instrumented). 150 ms is
+ * three slices more than the design needs, yet well short of the give-up
+ * time below, so a death that is not detected at all (the call would
+ * never return) or only by some unrelated timeout still fails the test.
+ * (Measured on this VM: 45-54 ms from the kill in every build, the
+ * sanitizers' and valgrind's included, with both CPUs busy or idle.)
+ */
+#define DEATH_MARGIN_MS 150
+#define DEATH_BOUND_MS  (2 * MEMPIPE__SHM_SLICE_MS + DEATH_MARGIN_MS)
+#define DEATH_GIVEUP_MS 3000
+
 /* ---- the test's state: children, pipes, wakers --------------------------
  *
  * In static storage, not on a test's stack: a failed assertion leaves the
@@ -375,6 +395,27 @@ static void check_streams(const struct pair *p)
     assert_int_equal(c->wr.sum, p->s.rd.sum);
 }
 
+/*
+ * Waits until side `side` publishes that it waits (want & bits: a blocked
+ * call, or its notifier): the one sign that a call in the other process,
+ * or on another thread of ours, has got as far as its sleep. Nothing but
+ * that word says so, hence the short naps between looks.
+ */
+static void wait_want(const struct pair *p, int side, unsigned bits,
+                      const char *what)
+{
+    double limit = tu_now() + EVENT_MS / 1000.0;
+    while (
+        !(atomic_load_explicit(&p->h->side[side].want, memory_order_acquire) &
+          bits)) {
+        if (tu_now() > limit)
+            fail_msg("%s: side %d never waited (want bits %#x)", what, side,
+                     bits);
+        struct timespec ts = {0, 100 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Fills the pipe we write with poll writes; the last one stores w. */
 static size_t fill(struct pair *p, const mempipe_waker *w)
 {
@@ -384,6 +425,128 @@ static size_t fill(struct pair *p, const mempipe_waker *w)
         total += (size_t)r;
     assert_rc(-EAGAIN, r);
     return total;
+}
+
+/* ---- a blocking call on a thread of ours -------------------------------- */
+
+struct blocked {
+    pthread_t t;
+    struct pair *p;
+    int op; /* SP_R or SP_W */
+    int64_t n;
+    ssize_t rc;
+    double t_ret; /* when the call returned */
+    int efd;      /* written then */
+};
+
+static void *blocked_main(void *arg)
+{
+    struct blocked *b = arg;
+    b->rc = b->op == SP_R ? sp_read(&b->p->s, b->p->end, b->n)
+                          : sp_write(&b->p->s, b->p->end, b->n);
+    b->t_ret = tu_now();
+    uint64_t one = 1;
+    T_CHECK(write(b->efd, &one, sizeof one) == (ssize_t)sizeof one, "eventfd");
+    return NULL;
+}
+
+/* Static, as the pairs: a thread a failed test leaves blocked still
+ * writes here when its call returns. */
+static struct blocked blockeds[4];
+
+/* The thread owns p's stream in its direction, and p is busy, until
+ * blocked_join. */
+static struct blocked *blocked_start(struct pair *p, int op, int64_t n)
+{
+    struct blocked *b = NULL;
+    for (int i = 0; i < 4 && b == NULL; i++)
+        if (blockeds[i].p == NULL)
+            b = &blockeds[i];
+    if (b == NULL)
+        fail_msg("threads earlier tests left blocked hold every slot");
+    memset(b, 0, sizeof *b);
+    b->p = p;
+    b->op = op;
+    b->n = n;
+    b->efd = eventfd(0, EFD_CLOEXEC);
+    assert_true(b->efd >= 0);
+    p->busy = 1;
+    assert_int_equal(0, pthread_create(&b->t, NULL, blocked_main, b));
+    return b;
+}
+
+/* The call's result, once it returned (within ms, else the test fails:
+ * the thread is left blocked, p busy, the process ends with them). */
+static ssize_t blocked_join(struct blocked *b, int ms, const char *what)
+{
+    struct pollfd f = {.fd = b->efd, .events = POLLIN};
+    if (poll(&f, 1, ms) != 1)
+        fail_msg("%s: still blocked after %d ms", what, ms);
+    assert_int_equal(0, pthread_join(b->t, NULL));
+    close(b->efd);
+    b->p->busy = 0;
+    b->p = NULL;
+    return b->rc;
+}
+
+/* ---- a waker that writes an eventfd ------------------------------------- */
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void ew_wake(void *ctx)
+{
+    struct ew *w = ctx;
+    long long zero = 0;
+    atomic_compare_exchange_strong(&w->first_ns, &zero, now_ns());
+    if (!pthread_equal(pthread_self(), w->test))
+        atomic_fetch_add(&w->off_test, 1);
+    atomic_fetch_add(&w->calls, 1);
+    uint64_t one = 1;
+    T_CHECK(write(w->efd, &one, sizeof one) == (ssize_t)sizeof one, "eventfd");
+}
+
+/* w's waker; w (a pair's) lives until the pair's end is closed. */
+static mempipe_waker ew_init(struct ew *w)
+{
+    memset(w, 0, sizeof *w);
+    w->efd = eventfd(0, EFD_CLOEXEC);
+    assert_true(w->efd >= 0);
+    w->test = pthread_self();
+    return (mempipe_waker){ew_wake, w};
+}
+
+/* 1 once the waker ran (within ms), its count taken; else 0. */
+static int ew_wait(struct ew *w, int ms)
+{
+    struct pollfd f = {.fd = w->efd, .events = POLLIN};
+    if (poll(&f, 1, ms) != 1)
+        return 0;
+    uint64_t v;
+    assert_int_equal(sizeof v, read(w->efd, &v, sizeof v));
+    return 1;
+}
+
+/* The waker ran, and only ever on a thread other than the test's: the
+ * progress came from the other process, so the end's notifier ran it. */
+static void expect_notifier(struct ew *w)
+{
+    int calls = atomic_load(&w->calls);
+    assert_true(calls >= 1);
+    assert_int_equal(calls, atomic_load(&w->off_test));
+}
+
+/* poll(2) on one fd: its revents (0 after ms without any of events). */
+static short poll1(int fd, short events, int ms)
+{
+    struct pollfd f = {.fd = fd, .events = events};
+    int n = poll(&f, 1, ms);
+    assert_true(n >= 0);
+    return n == 0 ? 0 : f.revents;
 }
 
 /* ---- R68: create, attach, the fd ---------------------------------------- */
@@ -986,6 +1149,234 @@ static void test_R73_zero_copy_across_processes(void **state)
     pair_close(p);
 }
 
+/* ---- R74: wakes across processes ---------------------------------------- */
+
+/* The child's command (op, arg), with p's waker stored: the waker runs
+ * for it, on the notifier. Returns the command's rc. */
+static int64_t child_wakes(struct pair *p, int op, int64_t arg)
+{
+    ew_wait(&p->w, 0); /* a spurious call before, if any: not this one */
+    int64_t rc = kid_do(p->kid, op, arg);
+    if (!ew_wait(&p->w, EVENT_MS))
+        fail_msg("the waker did not run for the child's command %d", op);
+    expect_notifier(&p->w);
+    return rc;
+}
+
+static void test_R74_read_waker_runs_when_the_child_writes(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, 0);
+    mempipe_waker wk = ew_init(&p->w);
+    for (int round = 1; round <= 3; round++) {
+        assert_rc(-EAGAIN, sp_poll_read(&p->s, p->end, 100, &wk));
+        assert_rc(10 * round, child_wakes(p, SP_W, 10 * round));
+        assert_rc(10 * round, sp_poll_read(&p->s, p->end, 100, NULL));
+    }
+    /* The child's shutdown wakes it too, for EOF. */
+    assert_rc(-EAGAIN, sp_poll_read(&p->s, p->end, 100, &wk));
+    assert_rc(0, child_wakes(p, SP_SHUT, 0));
+    assert_rc(0, sp_poll_read(&p->s, p->end, 100, NULL));
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R74_write_waker_runs_when_the_child_frees_room(void **s)
+{
+    (void)s;
+    struct pair *p = pair_open(65536, 0);
+    mempipe_waker wk = ew_init(&p->w);
+    for (int round = 1; round <= 3; round++) {
+        fill(p, &wk);
+        int64_t n = round == 1 ? 65536 : 5000;
+        assert_rc(n, child_wakes(p, SP_R, n));
+        assert_rc(5000, sp_poll_write(&p->s, p->end, 5000, NULL));
+    }
+    assert_rc(65536, kid_do(p->kid, SP_R, 65536));
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R74_blocking_calls_both_ways(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    struct blocked *b;
+    /* Our blocked read, woken by the child's write. */
+    b = blocked_start(p, SP_R, 100);
+    wait_want(p, 0, MEMPIPE__SHM_BLK_DATA, "our read");
+    assert_rc(100, kid_do(p->kid, SP_W, 100));
+    assert_rc(100, blocked_join(b, EVENT_MS, "our read"));
+    /* Our blocked write on a full pipe, woken by the child's read; the
+     * child's read, past what was buffered, is woken by that write. */
+    assert_int_equal(65536, fill(p, NULL));
+    b = blocked_start(p, SP_W, 1000);
+    wait_want(p, 0, MEMPIPE__SHM_BLK_SPACE, "our write");
+    kid_send(p->kid, SP_R, 65536 + 1000);
+    assert_rc(1000, blocked_join(b, EVENT_MS, "our write"));
+    assert_rc(65536 + 1000, kid_wait(p->kid));
+    /* The child's blocked write, woken by our reads. */
+    kid_send(p->kid, SP_W, 3 * 65536);
+    wait_want(p, 1, MEMPIPE__SHM_BLK_SPACE, "the child's write");
+    assert_rc(3 * 65536, sp_read(&p->s, p->end, 3 * 65536));
+    assert_rc(3 * 65536, kid_wait(p->kid));
+    /* The child's blocked read, woken by our write. */
+    kid_send(p->kid, SP_R, 10);
+    wait_want(p, 1, MEMPIPE__SHM_BLK_DATA, "the child's read");
+    assert_rc(10, sp_write(&p->s, p->end, 10));
+    assert_rc(10, kid_wait(p->kid));
+    check_streams(p);
+    pair_close(p);
+}
+
+static void test_R74_fds_follow_the_childs_calls(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    int rfd = mempipe_readable_fd(p->end), wfd = mempipe_writable_fd(p->end);
+    int mfd = mempipe_fd(p->end);
+    assert_true(rfd >= 0 && wfd >= 0 && mfd >= 0);
+    for (int round = 1; round <= 2; round++) {
+        assert_int_equal(0, poll1(rfd, POLLIN, 0));
+        assert_int_equal(0, poll1(mfd, POLLIN, 0) & POLLIN);
+        assert_rc(10, kid_do(p->kid, SP_W, 10));
+        assert_true(poll1(rfd, POLLIN, EVENT_MS) & POLLIN);
+        assert_true(poll1(mfd, POLLIN, EVENT_MS) & POLLIN);
+        assert_rc(10, sp_poll_read(&p->s, p->end, 100, NULL));
+    }
+    assert_int_equal(0, poll1(rfd, POLLIN, 0));
+    /* Writing: full, not writable; the child's read makes room. */
+    fill(p, NULL);
+    assert_int_equal(0, poll1(wfd, POLLIN, 0));
+    assert_int_equal(0, poll1(mfd, POLLOUT, 0) & POLLOUT);
+    assert_rc(65536, kid_do(p->kid, SP_R, 65536));
+    assert_true(poll1(wfd, POLLIN, EVENT_MS) & POLLIN);
+    assert_true(poll1(mfd, POLLOUT, EVENT_MS) & POLLOUT);
+    /* The child's shutdown: EOF readable, POLLRDHUP on mempipe_fd. */
+    assert_rc(0, kid_do(p->kid, SP_SHUT, 0));
+    assert_true(poll1(rfd, POLLIN, EVENT_MS) & POLLIN);
+    assert_true(poll1(mfd, POLLRDHUP, EVENT_MS) & POLLRDHUP);
+    assert_rc(0, sp_poll_read(&p->s, p->end, 100, NULL));
+    check_streams(p);
+    pair_close(p);
+}
+
+/* ---- R75: the peer's death is its close --------------------------------- */
+
+/* Kills the child now (reaped later): the time of the kill. */
+static double kill_kid(struct pair *p)
+{
+    double t = tu_now();
+    assert_int_equal(0, kill(p->kid->pid, SIGKILL));
+    return t;
+}
+
+static void expect_soon(const char *what, double t_kill, double t_event)
+{
+    double ms = (t_event - t_kill) * 1000;
+    print_message("      %s %.1f ms after the kill (bound %d ms)\n", what, ms,
+                  DEATH_BOUND_MS);
+    if (ms > DEATH_BOUND_MS)
+        fail_msg("%s %.1f ms after the kill: above 2 * %d + %d ms", what, ms,
+                 MEMPIPE__SHM_SLICE_MS, DEATH_MARGIN_MS);
+}
+
+/* After the death: EOF, -EPIPE, and the child died of the kill. */
+static void expect_dead(struct pair *p)
+{
+    char c;
+    assert_rc(0, mempipe_poll_read(p->end, &c, 1, NULL));
+    assert_rc(-EPIPE, mempipe_poll_write(p->end, "x", 1, NULL));
+    assert_int_equal(128 + SIGKILL, kid_reap(p->kid));
+    pair_free(p);
+}
+
+static void test_R75_death_ends_a_blocked_read(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    assert_rc(10, kid_do(p->kid, SP_W, 10));
+    struct blocked *b;
+    b = blocked_start(p, SP_R, SP_ALL); /* reads the 10, then waits */
+    wait_want(p, 0, MEMPIPE__SHM_BLK_DATA, "our read");
+    double t = kill_kid(p);
+    assert_rc(10, blocked_join(b, DEATH_GIVEUP_MS, "read after the kill"));
+    expect_soon("EOF", t, b->t_ret);
+    assert_int_equal(-1, p->s.bad);
+    char c;
+    assert_rc(0, mempipe_read(p->end, &c, 1));
+    expect_dead(p);
+}
+
+static void test_R75_death_ends_a_blocked_write(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    assert_int_equal(65536, fill(p, NULL));
+    struct blocked *b;
+    b = blocked_start(p, SP_W, 1000);
+    wait_want(p, 0, MEMPIPE__SHM_BLK_SPACE, "our write");
+    double t = kill_kid(p);
+    assert_rc(-EPIPE, blocked_join(b, DEATH_GIVEUP_MS, "write after the kill"));
+    expect_soon("-EPIPE", t, b->t_ret);
+    expect_dead(p);
+}
+
+static void test_R75_death_runs_a_stored_waker(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    mempipe_waker wk = ew_init(&p->w);
+    assert_rc(-EAGAIN, sp_poll_read(&p->s, p->end, 100, &wk));
+    wait_want(p, 0, MEMPIPE__SHM_NOTE_DATA, "our notifier");
+    double t = kill_kid(p);
+    if (!ew_wait(&p->w, DEATH_GIVEUP_MS))
+        fail_msg("the waker did not run %d ms after the kill", DEATH_GIVEUP_MS);
+    expect_soon("the waker", t, (double)atomic_load(&p->w.first_ns) / 1e9);
+    expect_notifier(&p->w);
+    expect_dead(p);
+}
+
+static void test_R75_death_shows_on_the_fds(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(65536, 0);
+    int rfd = mempipe_readable_fd(p->end), mfd = mempipe_fd(p->end);
+    assert_true(rfd >= 0 && mfd >= 0);
+    assert_int_equal(0, poll1(rfd, POLLIN, 0));
+    assert_int_equal(0, poll1(mfd, POLLIN | POLLRDHUP, 0) &
+                            (POLLIN | POLLRDHUP | POLLHUP));
+    wait_want(p, 0, MEMPIPE__SHM_NOTE_DATA, "our notifier");
+    double t = kill_kid(p), t_r = -1, t_in = -1, t_hup = -1;
+    while (t_r < 0 || t_in < 0 || t_hup < 0) {
+        int left = DEATH_GIVEUP_MS - (int)((tu_now() - t) * 1000);
+        if (left <= 0)
+            fail_msg("after %d ms: readable fd %s, mempipe_fd POLLIN %s, "
+                     "hang-up %s",
+                     DEATH_GIVEUP_MS, t_r < 0 ? "no" : "yes",
+                     t_in < 0 ? "no" : "yes", t_hup < 0 ? "no" : "yes");
+        /* Only what is still to come: a level already seen would spin. */
+        struct pollfd f[2] = {
+            {.fd = t_r < 0 ? rfd : -1, .events = POLLIN},
+            {.fd = mfd, .events = (short)((t_in < 0 ? POLLIN : 0) | POLLRDHUP)},
+        };
+        if (t_hup >= 0)
+            f[1].fd = -1;
+        assert_true(poll(f, 2, left) >= 0);
+        double now = tu_now();
+        if (t_r < 0 && (f[0].revents & POLLIN))
+            t_r = now;
+        if (t_in < 0 && (f[1].revents & POLLIN))
+            t_in = now;
+        if (t_hup < 0 && (f[1].revents & (POLLRDHUP | POLLHUP)))
+            t_hup = now;
+    }
+    expect_soon("the readable fd's POLLIN", t, t_r);
+    expect_soon("mempipe_fd's POLLIN", t, t_in);
+    expect_soon("mempipe_fd's hang-up", t, t_hup);
+    expect_dead(p);
+}
+
 /* ---- R76: fork and exec ------------------------------------------------- */
 
 static void test_R76_fd_inherited_across_exec_attaches(void **state)
@@ -1027,6 +1418,14 @@ int main(void)
         T(test_R73_child_abort_resets_our_reads),
         T(test_R73_child_close_with_error_gives_our_reads_it),
         T(test_R73_zero_copy_across_processes),
+        T(test_R74_read_waker_runs_when_the_child_writes),
+        T(test_R74_write_waker_runs_when_the_child_frees_room),
+        T(test_R74_blocking_calls_both_ways),
+        T(test_R74_fds_follow_the_childs_calls),
+        T(test_R75_death_ends_a_blocked_read),
+        T(test_R75_death_ends_a_blocked_write),
+        T(test_R75_death_runs_a_stored_waker),
+        T(test_R75_death_shows_on_the_fds),
         T(test_R76_fd_inherited_across_exec_attaches),
 #undef T
     };
