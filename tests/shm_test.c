@@ -1393,6 +1393,93 @@ static void test_R76_fd_inherited_across_exec_attaches(void **state)
     pair_close(p);
 }
 
+/* In a forked child, after in_child closed the end it inherited (R34,
+ * the one call allowed on it): a pipe made in the child works (R34). */
+static int new_pipe_works(void *arg)
+{
+    (void)arg;
+    mempipe *a, *b;
+    int fd;
+    char buf[4];
+    if (mempipe_shm_duplex(64, &a, &fd) != 0)
+        return 1;
+    int ok =
+        mempipe_shm_attach(fd, &b) == 0 && mempipe_write(a, "kid", 3) == 3 &&
+        mempipe_read(b, buf, sizeof buf) == 3 && memcmp(buf, "kid", 3) == 0;
+    close(fd);
+    mempipe_close(b);
+    mempipe_close(a);
+    return ok ? 0 : 1;
+}
+
+static void test_R76_inherited_end_closed_in_a_child(void **state)
+{
+    (void)state;
+    struct pair *p = pair_open(4096, 0);
+    /* The end has a notifier (a stored waker) and fds when it is forked. */
+    int mfd = mempipe_fd(p->end), rfd = mempipe_readable_fd(p->end);
+    assert_true(mfd >= 0 && rfd >= 0);
+    mempipe_waker wk = ew_init(&p->w);
+    assert_rc(-EAGAIN, sp_poll_read(&p->s, p->end, 100, &wk));
+    /* in_child closes the inherited end first (child_drop_inherited). */
+    assert_int_equal(0, in_child(new_pipe_works, NULL));
+    /* The real peer sees nothing closed. */
+    assert_rc(-EAGAIN, kid_do(p->kid, SP_RPOLL, 10));
+    assert_rc(4096, kid_do(p->kid, SP_CAP, 0));
+    /* And our end works on: its waker, its fds, bytes both ways. */
+    assert_int_equal(0, poll1(rfd, POLLIN, 0));
+    assert_rc(5, kid_do(p->kid, SP_W, 5));
+    if (!ew_wait(&p->w, EVENT_MS))
+        fail_msg("the waker did not run after the child's close");
+    assert_true(poll1(rfd, POLLIN, EVENT_MS) & POLLIN);
+    assert_true(poll1(mfd, POLLIN, EVENT_MS) & POLLIN);
+    assert_rc(5, sp_poll_read(&p->s, p->end, 100, NULL));
+    assert_rc(20, sp_write(&p->s, p->end, 20));
+    assert_rc(20, kid_do(p->kid, SP_R, 20));
+    check_streams(p);
+    pair_close(p);
+}
+
+/* ---- R77: memory --------------------------------------------------------- */
+
+/* RssShmem of this process, in kB. */
+static long rss_shmem_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "RssShmem: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    assert_true(kb >= 0);
+    return kb;
+}
+
+static void test_R77_pages_are_touched_as_bytes_arrive(void **state)
+{
+    (void)state;
+    long r0 = rss_shmem_kb();
+    struct pair *p = pair_open((size_t)1 << 30, P_NOVIEW); /* 2 GiB of rings */
+    long r1 = rss_shmem_kb();
+    print_message("      RssShmem +%ld kB for a fresh 1 GiB duplex\n", r1 - r0);
+    /* The header page (4 kB), and a little slack for pages of ours the
+     * kernel counts as shmem: far below one ring's 1 GiB. */
+    assert_in_range(r1 - r0, 0, 64);
+    const int64_t mib = (int64_t)1 << 20;
+    kid_send(p->kid, SP_R, mib);
+    assert_rc(mib, sp_write(&p->s, p->end, mib));
+    assert_rc(mib, kid_wait(p->kid));
+    long r2 = rss_shmem_kb();
+    print_message("      RssShmem +%ld kB after 1 MiB through it\n", r2 - r0);
+    /* We wrote 1 MiB into ring 0: its first 256 pages, each touched once,
+     * plus the header and the slack above. */
+    assert_in_range(r2 - r0, 1024, 1024 + 64);
+    check_streams(p);
+    pair_close(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1427,6 +1514,8 @@ int main(void)
         T(test_R75_death_runs_a_stored_waker),
         T(test_R75_death_shows_on_the_fds),
         T(test_R76_fd_inherited_across_exec_attaches),
+        T(test_R76_inherited_end_closed_in_a_child),
+        T(test_R77_pages_are_touched_as_bytes_arrive),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
