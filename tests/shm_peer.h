@@ -6,9 +6,8 @@
  * process (forked, or the tests/shm_peer.c helper after exec), through a
  * control socketpair: it sends one struct sp_cmd, the child runs it on its
  * end and answers one struct sp_reply. The child serves until the control
- * socket reads EOF (then it closes its end, if still open, and exits 0) or
- * SP_EXIT (it exits at once, its end left open: the process's exit is the
- * end's close).
+ * socket reads EOF (then it closes its end, if still open, and exits 0).
+ * The peer's death is the test's SIGKILL: no command for it.
  *
  * Both sides move pattern bytes (tu_pattern) as streams: each direction
  * has its own seed and position, every byte read is checked against the
@@ -38,8 +37,7 @@ enum sp_op {
     SP_CLOSE,  /* mempipe_close */
     SP_ABORT,  /* mempipe_abort */
     SP_ERR,    /* mempipe_close_with_error(end, arg) */
-    SP_CAP,    /* mempipe_capacity */
-    SP_EXIT    /* _exit(0) with the end open; no reply */
+    SP_CAP     /* mempipe_capacity */
 };
 
 /* "Until EOF" for SP_R and sp_read. */

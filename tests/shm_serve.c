@@ -235,8 +235,6 @@ int sp_attach_serve(int fd, int ctl)
             break; /* the test is done with us */
         if (n != (ssize_t)sizeof c)
             return 2;
-        if (c.op == SP_EXIT)
-            _exit(0); /* the end left open: the exit closes it */
         r.rc = run(&r.s, &e, &c);
         if (answer(ctl, &r) != 0)
             return 2;
