@@ -538,7 +538,7 @@ static void note_recompute(struct mempipe__shm *m, struct mempipe__pipe *rx,
     publish(m);
 }
 
-static void *notifier(void *arg)
+static void *mempipe__shm_notifier(void *arg)
 {
     struct mempipe__shm *m = arg;
     struct mempipe__shm_hdr *h = m->h;
@@ -591,7 +591,7 @@ static void start_notifier(struct mempipe__shm *m)
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        if (pthread_create(&m->thr, NULL, notifier, m) == 0)
+        if (pthread_create(&m->thr, NULL, mempipe__shm_notifier, m) == 0)
             m->thr_on = 1;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
@@ -831,7 +831,7 @@ void mempipe__shm_stop(struct mempipe__shm *m)
         return; /* none, or the parent's (a fork child has no such thread) */
     if (pthread_equal(pthread_self(), m->thr)) {
         /* A waker on the notifier closed the last end: it frees m itself
-         * once its wakes are done (notifier()). */
+         * once its wakes are done (mempipe__shm_notifier()). */
         atomic_store_explicit(&m->orphan, true, memory_order_release);
         pthread_detach(m->thr);
         return;
@@ -1064,9 +1064,11 @@ static int check(const struct mempipe__shm_hdr *hd, uint64_t size, size_t page)
 {
     if (hd->magic != mempipe__shm_magic())
         return -EINVAL; /* not ours */
+    if (hd->total != size)
+        return -EINVAL; /* a file of another size than its header says */
     if (hd->version != MEMPIPE__SHM_VERSION ||
         hd->lines != MEMPIPE__SHM_LINES || hd->page != page ||
-        (hd->nrings != 1 && hd->nrings != 2) || hd->total != size)
+        (hd->nrings != 1 && hd->nrings != 2))
         return -EPROTO;
     uint64_t at = page;
     for (uint32_t i = 0; i < hd->nrings; i++) {
