@@ -317,10 +317,7 @@ void mempipe__shm_pull(struct mempipe__shm *m)
                    ~MEMPIPE__RING_CLOSED; /* died or left: what came */
         if (closed && (wend > rd + cap || wend < w))
             set_proto(m);
-        if (atomic_load_explicit(&m->proto, memory_order_acquire)) {
-            mempipe__pipe_mirror(rx, MEMPIPE__RESET | MEMPIPE__RERR(-EPROTO));
-            mempipe__ring_close_write(&rx->ring);
-        } else if (closed) {
+        if (closed && !atomic_load_explicit(&m->proto, memory_order_acquire)) {
             /* The flags first, then the closed bit: the reader that sees
              * the bit finds the outcome (as pipe_close_write orders). */
             unsigned fl = ps & (MEMPIPE__WCLOSED | MEMPIPE__RESET | ERRS_R);
@@ -339,10 +336,22 @@ void mempipe__shm_pull(struct mempipe__shm *m)
             set_proto(m);
         else if (!atomic_load_explicit(&m->proto, memory_order_relaxed))
             raise_to(&tx->ring.rpos, (size_t)r);
-        if (atomic_load_explicit(&m->proto, memory_order_acquire))
-            mempipe__pipe_mirror(tx, MEMPIPE__RCLOSED | MEMPIPE__WERR(-EPROTO));
-        else if ((ps & (MEMPIPE__RCLOSED | MEMPIPE__SHM_GONE)) || dead)
+        if (!atomic_load_explicit(&m->proto, memory_order_acquire) &&
+            ((ps & (MEMPIPE__RCLOSED | MEMPIPE__SHM_GONE)) || dead))
             mempipe__pipe_mirror(tx, MEMPIPE__RCLOSED | (ps & ERRS_W));
+    }
+    /* A protocol error, found in any word: the peer reset the pipe both
+     * ways, -EPROTO for reads and writes (R72). Last, so that a lie found
+     * in the second ring still stops the first. */
+    if (atomic_load_explicit(&m->proto, memory_order_acquire)) {
+        if (ri >= 0) {
+            struct mempipe__pipe *rx = &m->core->pipes[ri];
+            mempipe__pipe_mirror(rx, MEMPIPE__RESET | MEMPIPE__RERR(-EPROTO));
+            mempipe__ring_close_write(&rx->ring);
+        }
+        if (ti >= 0)
+            mempipe__pipe_mirror(&m->core->pipes[ti],
+                                 MEMPIPE__RCLOSED | MEMPIPE__WERR(-EPROTO));
     }
 }
 

@@ -140,6 +140,7 @@
  * MEMPIPE_DIFF_COUNT=<n>  sequences to run (default 10000; 1000 under TSan).
  * MEMPIPE_DIFF_BASE=<n>   first seed (default 1), to explore other seeds.
  */
+#include "shm.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -203,6 +204,9 @@ struct side {
 static uint64_t cur_seed;
 static int cur_step;
 static int with_fd; /* the revents run: mempipe_fd asked and compared */
+/* The shm runs (R73): the mempipe side is an shm duplex split as between
+ * two processes (kinds.h's TU_SHMX), every word through the mapping. */
+static int with_shm;
 static unsigned long long n_revents;
 static unsigned long long n_ops, n_bytes, n_eof, n_epipe, n_reset;
 static unsigned long long n_abort, n_rst_close, n_mp_reset, n_mp_reset_w;
@@ -890,7 +894,17 @@ static void side_open(struct side *s, int kind, size_t cap)
     s->cap = cap;
     s->open[0] = s->open[1] = 1;
     s->mark[0] = s->mark[1] = 1;
-    if (kind == IMPL_MEMPIPE) {
+    if (kind == IMPL_MEMPIPE && with_shm) {
+        int fd;
+        assert_rc(0, mempipe_shm_duplex(cap, &s->mp[0], &fd));
+        mempipe__shm_split = 1;
+        int rc = mempipe_shm_attach(fd, &s->mp[1]);
+        mempipe__shm_split = 0;
+        close(fd);
+        assert_rc(0, rc);
+        for (int e = 0; e < 2 && with_fd; e++)
+            assert_true(mempipe_fd(s->mp[e]) >= 0);
+    } else if (kind == IMPL_MEMPIPE) {
         assert_rc(0, mempipe_duplex(cap, &s->mp[0], &s->mp[1]));
         for (int e = 0; e < 2 && with_fd; e++)
             assert_true(mempipe_fd(s->mp[e]) >= 0);
@@ -1187,6 +1201,31 @@ static void test_R59_R60_random_sequences_revents_match_socketpair(void **state)
            " with mempipe_fd, %llu revents compared\n",
            count, first, n_revents);
     assert_true(n_revents > count); /* every sequence compared some */
+}
+
+/*
+ * R73: the same sequences, a fifth of them, on an shm duplex whose two
+ * sides are split as between two processes; then with mempipe_fd on both
+ * (R59, R60 over the notifier-less split sides).
+ */
+static void test_R73_random_sequences_on_shm_match_socketpair(void **state)
+{
+    (void)state;
+    with_shm = 1;
+    unsigned long long ops0 = n_ops;
+    uint64_t first, count = run_sequences(5, &first);
+    printf("diff_test: shm: %" PRIu64 " sequences from seed %" PRIu64
+           ", %llu ops\n",
+           count, first, n_ops - ops0);
+    unsigned long long rev0 = n_revents;
+    with_fd = 1;
+    count = run_sequences(5, &first);
+    with_fd = 0;
+    with_shm = 0;
+    printf("diff_test: shm with mempipe_fd: %" PRIu64
+           " sequences, %llu revents compared\n",
+           count, n_revents - rev0);
+    assert_true(n_revents - rev0 > count);
 }
 
 /* Zero lengths are mempipe-only rules (R8, R14): checked here directly. */
@@ -1608,6 +1647,7 @@ int main(void)
             test_R4_R5_R9_R10_R21_random_sequences_match_socketpair),
         cmocka_unit_test(
             test_R59_R60_random_sequences_revents_match_socketpair),
+        cmocka_unit_test(test_R73_random_sequences_on_shm_match_socketpair),
         cmocka_unit_test(test_R8_R14_zero_lengths),
         cmocka_unit_test(test_R9_close_with_unread_bytes_is_eof_not_reset),
         cmocka_unit_test(test_R38_R39_reset_as_measured_on_af_unix),

@@ -979,6 +979,117 @@ static void test_R71_file_of_another_size_is_einval(void **state)
 
 #define BIG ((int64_t)8 << 20) /* 8 MiB through a 64 KiB pipe */
 
+/* ------------------------------------------------------------------ */
+/* R72: a peer that lies about its words                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Our duplex end with a raw fake peer: the file mapped here as the peer's
+ * side (attach claimed by hand, no lock, no end), so the test writes the
+ * peer's words itself. The creator (side 0) reads ring 1 and writes ring 0.
+ */
+struct fake {
+    mempipe *a;
+    struct mempipe__shm_hdr *h;
+    size_t len;
+};
+
+static void fake_open(struct fake *f, size_t cap)
+{
+    int fd;
+    assert_rc(0, mempipe_shm_duplex(cap, &f->a, &fd));
+    struct stat st;
+    assert_rc(0, fstat(fd, &st));
+    f->len = (size_t)st.st_size;
+    f->h = mmap(NULL, f->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(f->h != MAP_FAILED);
+    close(fd);
+    atomic_store(&f->h->attach, 1u);
+}
+
+static void fake_close(struct fake *f)
+{
+    mempipe_close(f->a);
+    munmap(f->h, f->len);
+}
+
+/* After the lie: reads and writes -EPROTO, the bytes no longer shown. */
+static void expect_proto(struct fake *f)
+{
+    char buf[64];
+    assert_rc(-EPROTO, mempipe_poll_read(f->a, buf, sizeof buf, NULL));
+    assert_rc(-EPROTO, mempipe_poll_write(f->a, "x", 1, NULL));
+    assert_int_equal(0, mempipe_readable(f->a));
+    assert_rc(-EPROTO, mempipe_poll_read(f->a, buf, sizeof buf, NULL));
+}
+
+static void test_R72_peer_position_past_the_capacity(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_open(&f, 64);
+    /* An honest peer: 5 bytes in ring 1, read as such. */
+    memcpy((char *)f.h + f.h->off[1], "hello", 5);
+    atomic_store(&f.h->pos[1].wpos, 5);
+    char buf[64];
+    assert_rc(5, mempipe_poll_read(f.a, buf, sizeof buf, NULL));
+    assert_memory_equal("hello", buf, 5);
+    /* Then a write position more than the capacity past our read one. */
+    atomic_store(&f.h->pos[1].wpos, 5 + 64 + 1);
+    expect_proto(&f);
+    fake_close(&f);
+}
+
+static void test_R72_peer_read_position_past_our_writes(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_open(&f, 64);
+    assert_rc(3, mempipe_poll_write(f.a, "abc", 3, NULL));
+    atomic_store(&f.h->pos[0].rpos, 4); /* read one byte never written */
+    expect_proto(&f);
+    fake_close(&f);
+}
+
+static void test_R72_peer_state_with_unknown_bits(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_open(&f, 64);
+    atomic_store(&f.h->side[1].state, 0x10u);
+    expect_proto(&f);
+    fake_close(&f);
+}
+
+static void test_R72_peer_final_position_below_its_bytes(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_open(&f, 64);
+    atomic_store(&f.h->pos[1].wpos, 10);
+    atomic_store(&f.h->side[1].wend, 4); /* closed at 4 with 10 published */
+    atomic_store(&f.h->side[1].state, MEMPIPE__WCLOSED);
+    expect_proto(&f);
+    fake_close(&f);
+}
+
+/* A peer that only takes back what it said (a lower position) is ignored:
+ * our copies never go back, and nothing is read twice. */
+static void test_R72_peer_position_going_back_is_ignored(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_open(&f, 64);
+    memcpy((char *)f.h + f.h->off[1], "abcdef", 6);
+    atomic_store(&f.h->pos[1].wpos, 6);
+    char buf[64];
+    assert_rc(6, mempipe_poll_read(f.a, buf, sizeof buf, NULL));
+    atomic_store(&f.h->pos[1].wpos, 2);
+    assert_rc(-EAGAIN, mempipe_poll_read(f.a, buf, sizeof buf, NULL));
+    assert_int_equal(0, mempipe_readable(f.a));
+    fake_close(&f);
+}
+
 static void test_R73_large_transfers_both_ways(void **state)
 {
     (void)state;
@@ -1495,6 +1606,11 @@ int main(void)
         T(test_R70_seals_refuse_resizing),
         T(test_R71_attach_checks_magic_version_and_layout),
         T(test_R71_file_of_another_size_is_einval),
+        T(test_R72_peer_position_past_the_capacity),
+        T(test_R72_peer_read_position_past_our_writes),
+        T(test_R72_peer_state_with_unknown_bits),
+        T(test_R72_peer_final_position_below_its_bytes),
+        T(test_R72_peer_position_going_back_is_ignored),
         T(test_R73_large_transfers_both_ways),
         T(test_R73_large_transfer_simplex),
         T(test_R73_backpressure_until_the_child_reads),
