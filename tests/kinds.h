@@ -40,6 +40,9 @@ struct fx {
 extern int tu_shm;
 
 void fx_open(struct fx *f, enum kind k, size_t cap);
+/* The shm fx_open of tu_shm's kind, but the creation's error returned
+ * (-ENOMEM where the address space is short), nothing made then. */
+int fx_try_open_shm(struct fx *f, enum kind k, size_t cap);
 void fx_close(struct fx *f);
 
 /* One cmocka test: body on kind k with fx_open making `shm` (kinds.h). */

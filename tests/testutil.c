@@ -303,14 +303,15 @@ int tu_shm;
 
 /* An shm pipe of kind k, both ends here: split as between two processes
  * or sharing one core (kinds.h). */
-static void fx_open_shm(struct fx *f, enum kind k, size_t cap)
+int fx_try_open_shm(struct fx *f, enum kind k, size_t cap)
 {
     int fd = -1;
     mempipe *local = NULL, *peer = NULL;
-    if (k == DUPLEX)
-        assert_rc(0, mempipe_shm_duplex(cap, &local, &fd));
-    else
-        assert_rc(0, mempipe_shm_simplex(cap, &local, &fd));
+    f->kind = k;
+    int made = k == DUPLEX ? mempipe_shm_duplex(cap, &local, &fd)
+                           : mempipe_shm_simplex(cap, &local, &fd);
+    if (made != 0)
+        return made;
 #ifdef TU_INTERNALS
     mempipe__shm_split = tu_shm == TU_SHMX;
 #endif
@@ -322,6 +323,12 @@ static void fx_open_shm(struct fx *f, enum kind k, size_t cap)
     assert_rc(0, rc);
     f->w = local; /* the duplex's a, the simplex's writer */
     f->r = peer;
+    return 0;
+}
+
+static void fx_open_shm(struct fx *f, enum kind k, size_t cap)
+{
+    assert_rc(0, fx_try_open_shm(f, k, cap));
 }
 
 void fx_open(struct fx *f, enum kind k, size_t cap)
