@@ -202,6 +202,28 @@ static void seg_put(struct mempipe__ring *r, struct mempipe__seg *s)
         seg_free(old);
 }
 
+/*
+ * Producer: the part of slice v that a write copies, past the first *skip
+ * bytes of the call (bytes written by an earlier round of it, used up
+ * here) and at most room bytes; *left is its length (0: none of it).
+ */
+static const unsigned char *slice_part(const struct iovec *v, size_t *skip,
+                                       size_t room, size_t *left)
+{
+    const unsigned char *src = v->iov_base;
+    size_t n = v->iov_len;
+    if (*skip >= n) {
+        *skip -= n;
+        *left = 0;
+        return src;
+    }
+    src += *skip;
+    n -= *skip;
+    *skip = 0;
+    *left = n < room ? n : room;
+    return src;
+}
+
 /* ---- flat mode (ring.h): an shm ring's one area ------------------------- */
 
 #define FLAT_W(r) ((r)->tail == NULL) /* the producer's test */
@@ -263,17 +285,11 @@ static ptrdiff_t flat_write(struct mempipe__ring *r, const struct iovec *iov,
     size_t off = r->wadj;
     size_t done = 0;
     for (int i = 0; i < iovcnt && done < max; i++) {
-        const unsigned char *src = iov[i].iov_base;
-        size_t left = iov[i].iov_len;
-        if (skip >= left) {
-            skip -= left;
+        size_t left;
+        const unsigned char *src =
+            slice_part(&iov[i], &skip, max - done, &left);
+        if (left == 0)
             continue;
-        }
-        src += skip;
-        left -= skip;
-        skip = 0;
-        if (left > max - done)
-            left = max - done;
         struct iovec sp[2];
         int k = flat_spans(r, off, left, sp);
         for (int j = 0; j < k; j++) {
@@ -359,17 +375,9 @@ ptrdiff_t mempipe__ring_write(struct mempipe__ring *r, const struct iovec *iov,
     struct mempipe__seg *t = r->tail;
 
     for (int i = 0; i < iovcnt && done < max; i++) {
-        const unsigned char *src = iov[i].iov_base;
-        size_t left = iov[i].iov_len;
-        if (skip >= left) { /* written by an earlier round of the call */
-            skip -= left;
-            continue;
-        }
-        src += skip;
-        left -= skip;
-        skip = 0;
-        if (left > max - done)
-            left = max - done;
+        size_t left;
+        const unsigned char *src =
+            slice_part(&iov[i], &skip, max - done, &left);
         while (left > 0) {
             size_t off = pos - t->base;
             if (off == t->cap) {
