@@ -275,6 +275,15 @@ int mempipe_bridge_step(mempipe_bridge *b)
     b->ewant = b->fwant = 0;
     pump_e2f(b);
     pump_f2e(b);
+    if (b->e2f && !b->f2e && b->sock && (b->ewant & POLLIN) && hung_up(b->fd)) {
+        /* R86 in the other order: the fd's peer closed after the fd's
+         * reading side was shut (the end's peer read-shut), while the end
+         * has nothing to send. Nothing it sends later could go anywhere,
+         * and poll would report the hang-up at every round: its peer's
+         * writes fail -EPIPE from now on, as on the socket. */
+        (void)mempipe_shutdown_read(b->end);
+        stop_e2f(b);
+    }
     if (b->e2f || b->f2e)
         return 0;
     b->done = true;

@@ -673,6 +673,31 @@ static void test_R80_idle_bridge_uses_no_cpu(void **state)
 /* R86: the fd's peer closes while the end's peer neither reads nor
  * writes. The fd shows POLLHUP from then on; the bridge must end (it used
  * to wait for the end only, woken by that POLLHUP again and again). */
+/*
+ * R86, the other order: the end's peer read-shut first (the fd's reading
+ * side is shut), then the fd's peer closes while the end's peer sends
+ * nothing. The fd hangs up; nothing the end's peer could send would go
+ * anywhere, so the bridge ends at once (before the fix it stayed, its
+ * poll reporting the hang-up at every round).
+ */
+static void test_R86_fd_peer_close_after_read_shut_ends_the_bridge(void **s)
+{
+    (void)s;
+    int sv[2];
+    mempipe *e, *p;
+    mempipe_bridge *b;
+    assert_rc(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    assert_rc(0, mempipe_duplex(4096, &e, &p));
+    assert_rc(0, mempipe_bridge_new(e, sv[0], &b));
+    assert_rc(0, mempipe_shutdown_read(p));
+    assert_rc(0, mempipe_bridge_step(b)); /* the end's side: nothing yet */
+    close(sv[1]);
+    assert_rc(1, mempipe_bridge_step(b)); /* over */
+    assert_rc(-EPIPE, mempipe_poll_write(p, "x", 1, NULL));
+    assert_rc(0, mempipe_bridge_join(b));
+    mempipe_close(p);
+}
+
 static void test_R86_fd_peer_close_leaves_no_busy_bridge(void **state)
 {
     (void)state;
@@ -709,6 +734,8 @@ int main(void)
         cmocka_unit_test(test_R84_abort_resets_both_sides),
         cmocka_unit_test(test_R85_bad_input_takes_nothing),
         cmocka_unit_test(test_R86_fd_peer_close_leaves_no_busy_bridge),
+        cmocka_unit_test(
+            test_R86_fd_peer_close_after_read_shut_ends_the_bridge),
         cmocka_unit_test_setup_teardown(
             test_R85_allocation_failure_takes_nothing, tu_alloc_setup,
             tu_alloc_teardown),
