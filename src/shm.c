@@ -105,6 +105,7 @@ struct mempipe__shm {
     /* The split side in this process (shm.h), under link_mu; read
      * without it only to skip the lock when NULL. */
     _Atomic(struct mempipe__shm *) link;
+    atomic_int inflight; /* other threads' forwards into this side */
 };
 
 int mempipe__shm_split;
@@ -120,10 +121,19 @@ static struct mempipe__shm *link_get(struct mempipe__shm *m)
     pthread_mutex_lock(&link_mu);
     struct mempipe__shm *pm =
         atomic_load_explicit(&m->link, memory_order_relaxed);
-    if (pm != NULL)
+    if (pm != NULL) {
         mempipe__core_ref(pm->core);
+        atomic_fetch_add_explicit(&pm->inflight, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&link_mu);
     return pm;
+}
+
+/* The end of a forward into pm: its reference, then its count. */
+static void link_put(struct mempipe__shm *pm)
+{
+    mempipe__core_unref(pm->core);
+    atomic_fetch_sub_explicit(&pm->inflight, 1, memory_order_release);
 }
 
 static void unlink_side(struct mempipe__shm *m)
@@ -136,6 +146,12 @@ static void unlink_side(struct mempipe__shm *m)
         atomic_store_explicit(&m->link, NULL, memory_order_relaxed);
     }
     pthread_mutex_unlock(&link_mu);
+    /* A forward into m on another thread holds a reference to its core:
+     * wait for it, so that the close of the last end frees the core
+     * before it returns, as in-process (unless this thread is one). */
+    while (!forwarding &&
+           atomic_load_explicit(&m->inflight, memory_order_acquire) != 0)
+        sched_yield();
 }
 
 /* ---- the registry: every shm state of this process ---------------------- */
@@ -643,7 +659,7 @@ static void obs_notify(struct mempipe__observer *o, struct mempipe__pipe *p)
         mempipe__pipe_progress(&pm->core->pipes[so->ring],
                                MEMPIPE__ROLE_READER | MEMPIPE__ROLE_WRITER);
         forwarding = false;
-        mempipe__core_unref(pm->core);
+        link_put(pm);
     }
 }
 
@@ -690,8 +706,9 @@ static void obs_waits(struct mempipe__observer *o, struct mempipe__pipe *p,
 void mempipe__shm_fd_made(mempipe *e)
 {
     struct mempipe__shm *m = e->core->shm;
-    if (m == NULL || !remote(m))
-        return;
+    if (m == NULL || !remote(m) ||
+        atomic_load_explicit(&m->link, memory_order_relaxed) != NULL)
+        return; /* a split side hears from its link (shm.h) */
     start_notifier(m);
     kick(m); /* it looks again: the fd is watched from now on */
 }
@@ -1108,19 +1125,18 @@ int mempipe_shm_attach(int fd, mempipe **end)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (st.st_size < (off_t)page)
         return -EINVAL;
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-                     MAP_SHARED, fd, 0);
+    /* The header alone first: an attach in the creating process maps
+     * nothing more. The copy is what is used from then on (R71). */
+    void *map = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED)
         return -ENOMEM;
     struct mempipe__shm_hdr hd;
     memset(&hd, 0, sizeof hd);
     memcpy(&hd, map, offsetof(struct mempipe__shm_hdr, attach));
+    munmap(map, page);
     int rc = check(&hd, (uint64_t)st.st_size, page);
-    if (rc != 0) {
-        munmap(map, (size_t)st.st_size);
+    if (rc != 0)
         return rc;
-    }
-    struct mempipe__shm_hdr *h = map;
     unsigned zero = 0;
     /* The creator's end in this process: both ends then share its core,
      * an in-process pair whose bytes happen to be in the mapping. */
@@ -1138,7 +1154,6 @@ int mempipe_shm_attach(int fd, mempipe **end)
                                                      memory_order_acq_rel,
                                                      memory_order_acquire)) {
             pthread_mutex_unlock(&reg_mu);
-            munmap(map, (size_t)st.st_size);
             return -EBUSY;
         }
         enum mempipe__kind k;
@@ -1147,10 +1162,14 @@ int mempipe_shm_attach(int fd, mempipe **end)
         atomic_store_explicit(&m->linked, true, memory_order_release);
         *end = mempipe__core_second(m->core, k, rxi, txi);
         pthread_mutex_unlock(&reg_mu);
-        munmap(map, (size_t)st.st_size);
         return 0;
     }
     pthread_mutex_unlock(&reg_mu);
+    map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+               0);
+    if (map == MAP_FAILED)
+        return -ENOMEM;
+    struct mempipe__shm_hdr *h = map;
     /* Another process's: the lock before the claim, so "attached and
      * unlocked" always means gone (docs/shm.md, Peer death). */
     int lf = -1;

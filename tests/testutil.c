@@ -320,6 +320,10 @@ int fx_try_open_shm(struct fx *f, enum kind k, size_t cap)
     mempipe__shm_split = 0;
 #endif
     close(fd);
+    if (rc == -ENOMEM) { /* the attach's mapping did not fit: nothing made */
+        mempipe_close(local);
+        return rc;
+    }
     assert_rc(0, rc);
     f->w = local; /* the duplex's a, the simplex's writer */
     f->r = peer;
