@@ -308,7 +308,11 @@ void mempipe__shm_pull(struct mempipe__shm *m)
     int ri = rx_ring(m, s), ti = tx_ring(m, s);
     /* Acquire: the peer's wend and positions stored before its state. */
     unsigned ps = atomic_load_explicit(&h->side[p].state, memory_order_acquire);
-    if (ps & ~MEMPIPE__SHM_KNOWN)
+    /* Unknown bits, or "pending" as a close's errno (a read that returned
+     * -EAGAIN forever would wait for a wake that never comes; in-process
+     * mempipe_close_with_error refuses it): a protocol error. */
+    if ((ps & ~MEMPIPE__SHM_KNOWN) || MEMPIPE__RERR_OF(ps) == -EAGAIN ||
+        MEMPIPE__WERR_OF(ps) == -EAGAIN)
         set_proto(m);
     bool dead = atomic_load_explicit(&m->dead, memory_order_acquire) != 0;
     if (ri >= 0) {
