@@ -53,7 +53,8 @@
  * short input reads zeros past its end.
  *
  * Build: fuzz/build.sh OUTDIR shm_fuzz (clang -fsanitize=fuzzer,address,
- * undefined). Seeds: fuzz/shm_seeds.sh writes fuzz/shm-corpus/.
+ * undefined); with EXTRA_CFLAGS=-DSHM_FUZZ_TRACE each call of ours is
+ * traced with the counts. Seeds: fuzz/shm_seeds.sh writes fuzz/shm-corpus/.
  */
 #include "input.h"
 #include "mempipe.h"
@@ -333,8 +334,12 @@ static void note_state(unsigned st)
 {
     unsigned re = (st >> MEMPIPE__RERR_SHIFT) & 0xfffu;
     unsigned we = (st >> MEMPIPE__WERR_SHIFT) & 0xfffu;
-    rerrs[re / 8] |= (uint8_t)(1u << (re % 8));
-    werrs[we / 8] |= (uint8_t)(1u << (we % 8));
+    /* Not EAGAIN: no close carries it (close_with_error refuses it, for a
+     * poll call's -EAGAIN promises a stored waker); a peer's is -EPROTO. */
+    if (re != EAGAIN)
+        rerrs[re / 8] |= (uint8_t)(1u << (re % 8));
+    if (we != EAGAIN)
+        werrs[we / 8] |= (uint8_t)(1u << (we % 8));
     if (st & MEMPIPE__RESET)
         reset_seen = 1;
     if (st & (MEMPIPE__RCLOSED | MEMPIPE__SHM_GONE))
@@ -500,6 +505,23 @@ static void check_areas(void)
                  (unsigned long long)p, byte_at(ti, p), shadow[ti][p % cap]);
 }
 
+/* A poll call's -EAGAIN with a waker stored it (the header: "-EAGAIN ...
+ * if waker is non-NULL it is stored and called once ..."): describe shows
+ * it in the role's slot, unless it was called since (w0: the count then). */
+static void check_parked(int rd, const mempipe_waker *w, long long rc,
+                         unsigned w0)
+{
+    if (rc != -EAGAIN || w == NULL)
+        return;
+    char d[200];
+    mempipe_describe(E, d, sizeof d);
+    const char *dir = strstr(d, rd ? "rx=" : "tx=");
+    const char *wk = dir != NULL ? strstr(dir, "wakers=") : NULL;
+    int stored = wk != NULL && wk[7 + (rd ? 0 : 1)] == (rd ? 'r' : 'w');
+    CHECK(stored || atomic_load(&wakes) != w0,
+          "-EAGAIN, and the waker is neither stored nor called: %s", d);
+}
+
 /* What an honest, live peer lets a read of len take now; -1 if the read
  * outcome is not predicted. */
 static long long read_expect(size_t len)
@@ -616,16 +638,21 @@ static void op_copy(struct in *in, int rd)
     for (size_t k = 0; k < len; k++)
         b[k] = (uint8_t)(seed + k * 7);
     int t = how & 1;
-    if (rd)
-        read_result(t ? "mempipe_read_timeout(0)" : "mempipe_poll_read",
-                    t ? mempipe_read_timeout(E, b, len, 0)
-                      : mempipe_poll_read(E, b, len, w),
+    unsigned w0 = atomic_load(&wakes);
+    long long rc;
+    if (rd) {
+        rc = t ? mempipe_read_timeout(E, b, len, 0)
+               : mempipe_poll_read(E, b, len, w);
+        read_result(t ? "mempipe_read_timeout(0)" : "mempipe_poll_read", rc,
                     len, b, t);
-    else
-        write_result(t ? "mempipe_write_timeout(0)" : "mempipe_poll_write",
-                     t ? mempipe_write_timeout(E, b, len, 0)
-                       : mempipe_poll_write(E, b, len, w),
+    } else {
+        rc = t ? mempipe_write_timeout(E, b, len, 0)
+               : mempipe_poll_write(E, b, len, w);
+        write_result(t ? "mempipe_write_timeout(0)" : "mempipe_poll_write", rc,
                      len, b, t);
+    }
+    if (!t)
+        check_parked(rd, w, rc, w0);
     free(b);
 }
 
@@ -646,8 +673,10 @@ static void op_vec(struct in *in, int rd)
         total += l;
     }
     const mempipe_waker *w = waker_arg(in);
+    unsigned w0 = atomic_load(&wakes);
     long long rc = rd ? mempipe_poll_readv(E, iov, n, w)
                       : mempipe_poll_writev(E, iov, n, w);
+    check_parked(rd, w, rc, w0);
     unsigned char *flat = xmalloc(total), *o = flat;
     for (int i = 0; i < n; i++) {
         memcpy(o, iov[i].iov_base, iov[i].iov_len);
@@ -688,8 +717,10 @@ static void op_peek(struct in *in)
     const mempipe_waker *w = waker_arg(in);
     struct iovec iov[2];
     memset(iov, 0, sizeof iov);
+    unsigned w0 = atomic_load(&wakes);
     int rc = mempipe_read_peek(E, iov, w);
     cur_op = "mempipe_read_peek";
+    check_parked(1, w, rc, w0);
     if (simplex) {
         CHECK(rc == -EBADF, "%d", rc);
         return;
@@ -755,10 +786,13 @@ static void op_reserve(struct in *in)
 {
     size_t want = len_arg(in);
     const mempipe_waker *w = waker_arg(in);
+    uint8_t seed = u8(in);
     struct iovec iov[2];
     memset(iov, 0, sizeof iov);
+    unsigned w0 = atomic_load(&wakes);
     int rc = mempipe_write_reserve(E, want, iov, w);
     cur_op = "mempipe_write_reserve";
+    check_parked(0, w, rc, w0);
     if (want == 0 || rsv_open) {
         CHECK(rc == -EINVAL, "reserve(%zu) with one open %d: %d", want,
               rsv_open, rc);
@@ -774,8 +808,7 @@ static void op_reserve(struct in *in)
                   expect);
         rsv_open = 1;
         rsv_n = n;
-        /* Fill the spans (the library's view) for the commit's check. */
-        uint8_t seed = u8(in);
+        /* Bytes in the spans (the library's view): what a commit takes. */
         for (int j = 0; j < rc; j++)
             memset(iov[j].iov_base, seed + j, iov[j].iov_len);
         return;
@@ -872,12 +905,15 @@ static void op_ready(struct in *in)
 {
     uint8_t how = u8(in) % 6;
     const mempipe_waker *w = waker_arg(in);
+    unsigned w0 = atomic_load(&wakes);
     int rc;
     switch (how) {
     case 0:
     case 1:
         rc = how ? mempipe_wait_readable(E, 0) : mempipe_poll_readable(E, w);
         cur_op = how ? "mempipe_wait_readable(0)" : "mempipe_poll_readable";
+        if (!how)
+            check_parked(1, w, rc, w0);
         if (simplex) {
             CHECK(rc == -EBADF, "%d", rc);
             return;
@@ -894,6 +930,8 @@ static void op_ready(struct in *in)
     case 3:
         rc = how == 3 ? mempipe_wait_writable(E, 0)
                       : mempipe_poll_writable(E, w);
+        if (how == 2)
+            check_parked(0, w, rc, w0);
         cur_op =
             how == 3 ? "mempipe_wait_writable(0)" : "mempipe_poll_writable";
         CHECK(rc == 1 || rc == (how == 3 ? -ETIMEDOUT : -EAGAIN), "%d", rc);
@@ -1271,6 +1309,13 @@ static void run_op(uint8_t op, struct in *in)
     check_words();
     check_areas();
     check_snapshots();
+#ifdef SHM_FUZZ_TRACE
+    fprintf(stderr,
+            "op %lu %s: wrote %llu read %llu, peer wrote %llu read "
+            "%llu state %x honest %d\n",
+            opno, cur_op, (unsigned long long)our_w, (unsigned long long)our_r,
+            (unsigned long long)pw, (unsigned long long)pr, pstate, honest);
+#endif
 }
 
 static int fd_open(int fd)
