@@ -147,7 +147,8 @@ static int sure_reset;
 /* A word our end surely took as a protocol error (R72: from then on reads
  * and writes fail, no byte moves): an unknown state bit, an rpos past what
  * we wrote, a wpos with the top bit or, with our read position known
- * exactly (nothing discarded), past it + cap. */
+ * exactly (nothing discarded), past it + cap; a write-closed peer's wend
+ * below its wpos or past our read position + cap. */
 static int sure_proto;
 /* Every errno the peer's state word carried for our reader (RERR) and for
  * our writer (WERR): a close error must be one of them. */
@@ -468,8 +469,14 @@ static void check_snapshots(void)
         (pstate & (MEMPIPE__WCLOSED | MEMPIPE__SHM_GONE)))
         sure_reset = 1;
     uint64_t w = ri >= 0 ? ld64(&h->pos[ri].wpos) : 0;
+    uint64_t wend = ld64(&h->side[1].wend);
+    int exact_r = !shut_rd && !reset_seen; /* our_r: our read position */
     if ((pstate & ~MEMPIPE__SHM_KNOWN) || ld64(&h->pos[ti].rpos) > our_w ||
-        w >= (uint64_t)1 << 63 || (!shut_rd && !reset_seen && w > our_r + cap))
+        w >= (uint64_t)1 << 63 || (exact_r && w > our_r + cap))
+        sure_proto = 1;
+    /* The final count of a write-closed peer: never below its wpos. */
+    if (ri >= 0 && (pstate & MEMPIPE__WCLOSED) &&
+        (wend < w || (exact_r && wend > our_r + cap)))
         sure_proto = 1;
     cur_op = was;
 }
