@@ -48,6 +48,7 @@
  *
  * Build: fuzz/build.sh (clang -fsanitize=fuzzer,address,undefined).
  */
+#include "input.h"
 #include "mempipe.h"
 
 #include <errno.h>
@@ -56,36 +57,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- input decoding ---------------------------------------------------- */
-
-struct in {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t u8(struct in *in)
-{
-    if (in->n == 0)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
-
-static uint16_t u16(struct in *in)
-{
-    uint16_t lo = u8(in);
-    return (uint16_t)(lo | (uint16_t)u8(in) << 8);
-}
-
-/* A length: mostly small, sometimes up to a few KiB. */
-static size_t len_arg(struct in *in)
-{
-    uint8_t b = u8(in);
-    if (b < 200)
-        return b % 40;
-    return u16(in) % 5000;
-}
 
 /* ---- the reference model ---------------------------------------------- */
 

@@ -3,6 +3,9 @@
 #   make fuzz          libFuzzer target for FUZZ_SECONDS (default 60), after
 #                      replaying fuzz/regressions/ and the seed corpus
 #   make fuzz-regress  replay fuzz/regressions/ and fuzz/corpus/ only
+#   make fuzz-shm      the shm pipes' scribbling peer (fuzz/shm_fuzz.c) for
+#                      FUZZ_SECONDS, after replaying fuzz/shm-corpus/ (and
+#                      fuzz/shm-regressions/, once it has inputs)
 #   make stress        stress/stress.c for STRESS_SECONDS (default 60)
 #   make stress-tsan   the same under ThreadSanitizer
 #   make valgrind      memcheck + helgrind over the test executables
@@ -15,7 +18,7 @@ STRESS_RUNNERS  ?= 4
 FUZZ_BUILD      ?= $(BUILD)-fuzz
 STRESS_CFLAGS   ?= -std=c11 -O2 -g -Wall -Wextra -Wpedantic -Werror -D_GNU_SOURCE
 
-.PHONY: fuzz fuzz-build fuzz-regress stress stress-tsan valgrind
+.PHONY: fuzz fuzz-build fuzz-regress fuzz-shm fuzz-shm-build fuzz-shm-regress stress stress-tsan valgrind
 
 fuzz-build: ## build the libFuzzer target only ($(BUILD)-fuzz/, needs clang)
 	@sh scripts/deps.sh build
@@ -33,6 +36,24 @@ fuzz: fuzz-regress
 	mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
 	./$(FUZZ_BUILD)/mempipe_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus fuzz/corpus
+
+# The shm target the same way. -timeout: a call of ours that a hostile peer
+# made hang is a crash (every call is non-blocking or has timeout 0).
+SHM_FUZZ_FLAGS ?= -timeout=20
+fuzz-shm-build: ## build the shm scribbler target only ($(BUILD)-fuzz/shm_fuzz)
+	@sh scripts/deps.sh build
+	@command -v clang >/dev/null || { echo "make fuzz-shm needs clang and libclang-rt-14-dev (scripts/deps.sh ci)"; exit 1; }
+	sh fuzz/build.sh $(FUZZ_BUILD) shm_fuzz
+
+fuzz-shm-regress: fuzz-shm-build
+	@./$(FUZZ_BUILD)/shm_fuzz $(SHM_FUZZ_FLAGS) $(wildcard fuzz/shm-regressions/*) $(wildcard fuzz/shm-corpus/*) \
+	    >$(FUZZ_BUILD)/shm-regress.log 2>&1 || { tail -n 40 $(FUZZ_BUILD)/shm-regress.log; exit 1; }
+	@echo "fuzz-shm: $(words $(wildcard fuzz/shm-regressions/*)) regression and $(words $(wildcard fuzz/shm-corpus/*)) corpus inputs replayed clean"
+
+fuzz-shm: fuzz-shm-regress
+	mkdir -p $(FUZZ_BUILD)/shm-corpus $(FUZZ_BUILD)/shm-artifacts
+	./$(FUZZ_BUILD)/shm_fuzz $(SHM_FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/shm-artifacts/ $(FUZZ_BUILD)/shm-corpus fuzz/shm-corpus
 
 # $(1): build dir, $(2): cmake args, $(3): extra compiler flags
 define stress_build
