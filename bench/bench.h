@@ -25,7 +25,10 @@
 /* The implementations compared; memcpy only appears in its own rows. */
 enum impl { IMPL_MEMPIPE, IMPL_PIPE, IMPL_SOCKET, IMPL_COUNT };
 
-/* Where the two threads of W1/W1s/W2 run. */
+/* The impl column of mempipe's rows between two processes (W1x, W2x). */
+#define IMPL_SHM_NAME "mempipe shm"
+
+/* Where the two threads of W1/W1s/W2 (the two processes of W1x/W2x) run. */
 enum placement { PL_ASIS, PL_SPLIT, PL_ONE, PL_COUNT };
 
 /* Whether a bigger value is better (GB/s) or worse (us per round trip). */
@@ -51,6 +54,8 @@ enum {
     W_W6 = 1u << 7,
     W_W1C = 1u << 8,
     W_W1B = 1u << 9,
+    W_W1X = 1u << 10,
+    W_W2X = 1u << 11,
 };
 
 /* One measurement: the workload's value plus its steady-state allocations. */
@@ -59,7 +64,8 @@ struct sample {
     uint64_t allocs; /* allocations in the counted window */
     uint64_t ops;    /* operations in the counted window */
     /* Wake-ups of the writer's and the reader's parker over bytes moved
-     * (bytes 0: not counted; W1 and W1s, mempipe). */
+     * (bytes 0: not counted; W1 and W1s, mempipe); for W1x, every impl,
+     * the writer's and the reader's voluntary context switches. */
     uint64_t wakes_w, wakes_r, bytes;
 };
 
@@ -133,6 +139,59 @@ void table_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void table_keep(const struct row *r);
 void table_targets(void);
 
+/* ---- threads.c: one side of a connection, and the loops both files run */
+
+/* One thread's (or process's) view of a connection: a mempipe end, or
+ * read/write fds (-1 where unused; rfd == wfd for a socket). */
+struct side {
+    enum impl impl;
+    struct mempipe *mp;
+    int rfd, wfd;
+};
+
+/*
+ * Two connected sides, a and b: for mempipe an in-process 64 KiB duplex,
+ * for pipe(2) one pipe per direction (make_pipe), for socketpair one pair.
+ */
+void sides_open(struct side *a, struct side *b, enum impl impl);
+/* Closes what the side holds and clears it (NULL end, fds -1: skipped). */
+void side_close(struct side *s);
+/* Blocking: all len bytes, or die. */
+void side_write_all(struct side *s, const void *buf, size_t len);
+/* Up to len bytes; 0 at EOF. */
+size_t side_read(struct side *s, void *buf, size_t len);
+/* Exactly len bytes; false at EOF before the first byte. */
+bool side_read_exact(struct side *s, void *buf, size_t len);
+/* The write direction's EOF: mempipe_shutdown, close, or SHUT_WR. */
+void side_shutdown(struct side *s);
+
+/* W1's writer and reader (thread functions: they take a struct w1_arg). */
+struct w1_arg {
+    struct side *s;
+    int cpu;
+    size_t chunk, total, warm; /* warm: chunks before the counted window */
+    bool slow;                 /* the reader hashes every byte (W1c) */
+    uint32_t hash;             /* the slow reader's FNV-1a, kept live */
+    uint64_t allocs, ops;
+};
+void *w1_writer(void *arg);
+void *w1_reader(void *arg);
+
+/* W2's two sides (thread functions: they take a struct w2_arg). */
+struct w2_arg {
+    struct side *s;
+    int cpu;
+    size_t trips, warm;
+    uint64_t allocs, ops;
+};
+void *w2_pinger(void *arg);
+void *w2_ponger(void *arg);
+
+/* The CPUs of the two sides for a placement (-1: not pinned). */
+void placement_cpus(enum placement pl, int *c0, int *c1);
+/* False for the split placement on a machine with one usable CPU. */
+bool placement_possible(enum placement pl);
+
 /* ---- the workloads, one file each ------------------------------------ */
 
 /* memcpy.c: fills *cached_gbps with the cache-resident copy rate. */
@@ -151,5 +210,8 @@ void run_w4(const struct opts *o, double cached);
 void run_w6(const struct opts *o);
 /* many.c: W5. */
 void run_w5(const struct opts *o);
+/* procs.c: W1x and W2x, between two processes over shm ends. */
+void run_w1x(const struct opts *o, double limit);
+void run_w2x(const struct opts *o);
 
 #endif

@@ -6,9 +6,10 @@
  *                 [--impl mempipe|pipe|socketpair|all] [--w3-iters N]
  *
  * Prints the machine, one markdown table with every workload, and the
- * issue-6 and issue-11 targets checked against the medians. The workloads
- * are defined in threads.c (W1, W1s with their lowat rows, W2), single.c
- * (W3, W4 with W4zc, W6), many.c (W5) and memcpy.c.
+ * issue-6, issue-11 and issue-14 targets checked against the medians. The
+ * workloads are defined in threads.c (W1, W1s with their lowat rows, W1c,
+ * W1b, W2), single.c (W3, W4 with W4zc, W6), many.c (W5), procs.c (W1x,
+ * W2x: two processes) and memcpy.c.
  */
 #include "bench.h"
 
@@ -23,7 +24,7 @@ static void usage(FILE *f)
             "usage: mempipe_bench [options]\n"
             "  --quick          smaller sizes and 1 run (CI smoke)\n"
             "  --only LIST      workloads to run, comma-separated: memcpy, "
-            "W1, W1s, W1c, W1b, W2, W3, W4, W5, W6\n"
+            "W1, W1s, W1c, W1b, W2, W3, W4, W5, W6, W1x, W2x\n"
             "  --runs N         runs per row (default 5, --quick 1; max %d)\n"
             "  --impl NAME      mempipe, pipe, socketpair or all (default)\n"
             "  --w3-iters N     W3 pairs per run after a fixed 10000-pair "
@@ -39,7 +40,7 @@ static unsigned parse_only(const char *list)
     } names[] = {{"memcpy", W_MEMCPY}, {"W1", W_W1},   {"W1s", W_W1S},
                  {"W1c", W_W1C},       {"W1b", W_W1B}, {"W2", W_W2},
                  {"W3", W_W3},         {"W4", W_W4},   {"W5", W_W5},
-                 {"W6", W_W6}};
+                 {"W6", W_W6},         {"W1x", W_W1X}, {"W2x", W_W2X}};
     unsigned bits = 0;
     char *copy = strdup(list), *save = NULL;
     if (copy == NULL)
@@ -134,7 +135,7 @@ int main(int argc, char **argv)
     bool all = o.only == 0;
     /* memcpy runs whenever a bulk row needs its limit. */
     double cached = 0;
-    if (all || (o.only & (W_MEMCPY | W_W1 | W_W1S | W_W4)))
+    if (all || (o.only & (W_MEMCPY | W_W1 | W_W1S | W_W4 | W_W1X)))
         run_memcpy(&o, &cached);
     double half = cached / 2;
     if (all || (o.only & W_W1))
@@ -147,6 +148,10 @@ int main(int argc, char **argv)
         run_wb(&o);
     if (all || (o.only & W_W2))
         run_w2(&o);
+    if (all || (o.only & W_W1X))
+        run_w1x(&o, half);
+    if (all || (o.only & W_W2X))
+        run_w2x(&o);
     if (all || (o.only & W_W3))
         run_w3(&o);
     if (all || (o.only & W_W4))

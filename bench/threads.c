@@ -22,6 +22,8 @@
  *
  * mempipe uses one 64 KiB duplex and its blocking calls; pipe(2) one pipe
  * per direction (64 KiB each); socketpair one blocking AF_UNIX stream pair.
+ * The sides and the W1/W2 loops are shared with procs.c, which runs them
+ * in two processes (W1x, W2x).
  */
 #include "bench.h"
 
@@ -39,49 +41,47 @@
 #define MSG      64
 #define W2_WARM  4000
 
-/* One thread's view of a connection: mempipe end, or read/write fds. */
-struct side {
-    enum impl impl;
-    mempipe *mp;
-    int rfd, wfd;
-};
-
 struct link {
     struct side a, b;
 };
 
-static void link_open(struct link *l, enum impl impl)
+void sides_open(struct side *a, struct side *b, enum impl impl)
 {
-    memset(l, 0, sizeof *l);
-    l->a.impl = l->b.impl = impl;
-    l->a.rfd = l->a.wfd = l->b.rfd = l->b.wfd = -1;
+    *a = *b = (struct side){.impl = impl, .rfd = -1, .wfd = -1};
     if (impl == IMPL_MEMPIPE) {
-        int rc = mempipe_duplex(CAPACITY, &l->a.mp, &l->b.mp);
+        int rc = mempipe_duplex(CAPACITY, &a->mp, &b->mp);
         if (rc != 0)
             die("mempipe_duplex: %s", mempipe_strerror(rc));
     } else if (impl == IMPL_PIPE) {
         int ab[2], ba[2];
         make_pipe(ab, false);
         make_pipe(ba, false);
-        l->a.wfd = ab[1];
-        l->b.rfd = ab[0];
-        l->b.wfd = ba[1];
-        l->a.rfd = ba[0];
+        a->wfd = ab[1];
+        b->rfd = ab[0];
+        b->wfd = ba[1];
+        a->rfd = ba[0];
     } else {
         int s[2];
         make_socketpair(s, false);
-        l->a.rfd = l->a.wfd = s[0];
-        l->b.rfd = l->b.wfd = s[1];
+        a->rfd = a->wfd = s[0];
+        b->rfd = b->wfd = s[1];
     }
 }
 
-static void side_close(struct side *s)
+static void link_open(struct link *l, enum impl impl)
+{
+    sides_open(&l->a, &l->b, impl);
+}
+
+void side_close(struct side *s)
 {
     mempipe_close(s->mp);
     if (s->wfd >= 0 && s->wfd != s->rfd)
         close(s->wfd);
     if (s->rfd >= 0)
         close(s->rfd);
+    s->mp = NULL;
+    s->rfd = s->wfd = -1;
 }
 
 static void link_close(struct link *l)
@@ -90,7 +90,7 @@ static void link_close(struct link *l)
     side_close(&l->b);
 }
 
-static void side_write_all(struct side *s, const void *buf, size_t len)
+void side_write_all(struct side *s, const void *buf, size_t len)
 {
     if (s->impl != IMPL_MEMPIPE) {
         fd_write_all(s->wfd, buf, len);
@@ -103,7 +103,7 @@ static void side_write_all(struct side *s, const void *buf, size_t len)
 }
 
 /* Up to len bytes; 0 at EOF. */
-static size_t side_read(struct side *s, void *buf, size_t len)
+size_t side_read(struct side *s, void *buf, size_t len)
 {
     ssize_t n;
     if (s->impl == IMPL_MEMPIPE) {
@@ -121,7 +121,7 @@ static size_t side_read(struct side *s, void *buf, size_t len)
 }
 
 /* Exactly len bytes; false at EOF before the first byte. */
-static bool side_read_exact(struct side *s, void *buf, size_t len)
+bool side_read_exact(struct side *s, void *buf, size_t len)
 {
     unsigned char *p = buf;
     for (size_t got = 0; got < len;) {
@@ -136,7 +136,7 @@ static bool side_read_exact(struct side *s, void *buf, size_t len)
     return true;
 }
 
-static void side_shutdown(struct side *s)
+void side_shutdown(struct side *s)
 {
     if (s->impl == IMPL_MEMPIPE) {
         mempipe_shutdown(s->mp);
@@ -150,22 +150,13 @@ static void side_shutdown(struct side *s)
 
 /* ---- W1 / W1s ---------------------------------------------------------- */
 
-struct w1_arg {
-    struct side *s;
-    int cpu;
-    size_t chunk, total, warm; /* warm: chunks before the counted window */
-    bool slow;                 /* the reader hashes every byte (W1c) */
-    uint32_t hash;             /* the slow reader's FNV-1a, kept live */
-    uint64_t allocs, ops;
-};
-
 /* Stream byte p is (p % chunk) % 251: cheap to check at any offset. */
 static unsigned char pattern_at(size_t p, size_t chunk)
 {
     return (unsigned char)(p % chunk % 251);
 }
 
-static void *w1_writer(void *arg)
+void *w1_writer(void *arg)
 {
     struct w1_arg *a = arg;
     pin_self(a->cpu);
@@ -188,7 +179,7 @@ static void *w1_writer(void *arg)
     return NULL;
 }
 
-static void *w1_reader(void *arg)
+void *w1_reader(void *arg)
 {
     struct w1_arg *a = arg;
     pin_self(a->cpu);
@@ -213,7 +204,7 @@ static void *w1_reader(void *arg)
     return NULL;
 }
 
-static void placement_cpus(enum placement pl, int *c0, int *c1)
+void placement_cpus(enum placement pl, int *c0, int *c1)
 {
     int a, b;
     bench_cpus(&a, &b);
@@ -271,7 +262,7 @@ static struct sample w1_once(enum impl impl, enum placement pl, size_t chunk,
     return s;
 }
 
-static bool placement_possible(enum placement pl)
+bool placement_possible(enum placement pl)
 {
     int a, b;
     bench_cpus(&a, &b);
@@ -421,14 +412,7 @@ void run_wb(const struct opts *o)
 
 /* ---- W2 ---------------------------------------------------------------- */
 
-struct w2_arg {
-    struct side *s;
-    int cpu;
-    size_t trips, warm;
-    uint64_t allocs, ops;
-};
-
-static void *w2_pinger(void *arg)
+void *w2_pinger(void *arg)
 {
     struct w2_arg *a = arg;
     pin_self(a->cpu);
@@ -448,7 +432,7 @@ static void *w2_pinger(void *arg)
     return NULL;
 }
 
-static void *w2_ponger(void *arg)
+void *w2_ponger(void *arg)
 {
     struct w2_arg *a = arg;
     pin_self(a->cpu);
