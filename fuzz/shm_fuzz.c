@@ -1075,13 +1075,14 @@ static const int good_errs[] = {0,      EIO,  ECONNRESET, EPIPE,
  * S1 (docs/RELIABILITY.md): a peer state word whose errno for our reader or
  * writer is EAGAIN makes our poll calls return -EAGAIN without storing the
  * waker, and a blocking call with a timeout spin at 100% CPU past its
- * deadline, for as long as the peer lives. Until src/shm.c refuses that
- * errno, the fake peer writes EINTR in its place, so that CI's 60 s stay
- * clean for the rest; build with EXTRA_CFLAGS=-DSHM_FUZZ_S1=1 to write it
- * (fuzz/shm-crashes/s1-eagain-close-errno is the minimized input).
+ * deadline, for as long as the peer lives. src/shm.c now takes that
+ * errno as a protocol error (8b7ecb6), so the fake peer writes it; build
+ * with EXTRA_CFLAGS=-DSHM_FUZZ_S1=0 to write EINTR in its place (the
+ * minimized input is fuzz/shm-crashes/s1-eagain-close-errno, which now
+ * passes).
  */
 #ifndef SHM_FUZZ_S1
-#define SHM_FUZZ_S1 0
+#define SHM_FUZZ_S1 1 /* fixed: 8b7ecb6 */
 #endif
 #define S1_ERR (SHM_FUZZ_S1 ? EAGAIN : EINTR)
 static const int any_errs[] = {S1_ERR, 0xfff, 0, 1};
