@@ -1090,6 +1090,44 @@ static void test_R72_peer_position_going_back_is_ignored(void **state)
     fake_close(&f);
 }
 
+/* R78: a peek's spans are the mapping's bytes, which the peer may change
+ * while they are shown. */
+static void test_R78_peeked_bytes_are_the_peers_to_change(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_open(&f, 64);
+    char *area = (char *)f.h + f.h->off[1];
+    memcpy(area, "hello", 5);
+    atomic_store(&f.h->pos[1].wpos, 5);
+    struct iovec iov[2];
+    assert_rc(1, mempipe_read_peek(f.a, iov, NULL));
+    assert_int_equal(5, iov[0].iov_len);
+    assert_memory_equal("hello", iov[0].iov_base, 5);
+    area[0] = 'j'; /* the hostile peer writes under our peek */
+    assert_memory_equal("jello", iov[0].iov_base, 5);
+    assert_rc(0, mempipe_read_consume(f.a, 5));
+    fake_close(&f);
+}
+
+/* R79: where shm pipes exist (Linux here) they are made; elsewhere the
+ * three calls answer -EOPNOTSUPP. */
+static void test_R79_the_platform_answers(void **state)
+{
+    (void)state;
+    mempipe *a = NULL;
+    int fd = -1;
+    int rc = mempipe_shm_duplex(64, &a, &fd);
+#if defined(__linux__)
+    assert_rc(0, rc);
+    mempipe_close(a);
+    close(fd);
+#else
+    assert_rc(-EOPNOTSUPP, rc);
+    assert_rc(-EOPNOTSUPP, mempipe_shm_attach(0, &a));
+#endif
+}
+
 static void test_R73_large_transfers_both_ways(void **state)
 {
     (void)state;
@@ -1611,6 +1649,8 @@ int main(void)
         T(test_R72_peer_state_with_unknown_bits),
         T(test_R72_peer_final_position_below_its_bytes),
         T(test_R72_peer_position_going_back_is_ignored),
+        T(test_R78_peeked_bytes_are_the_peers_to_change),
+        T(test_R79_the_platform_answers),
         T(test_R73_large_transfers_both_ways),
         T(test_R73_large_transfer_simplex),
         T(test_R73_backpressure_until_the_child_reads),
