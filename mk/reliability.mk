@@ -45,7 +45,7 @@ fuzz-shm-build: ## build the shm scribbler target only ($(BUILD)-fuzz/shm_fuzz)
 	@command -v clang >/dev/null || { echo "make fuzz-shm needs clang and libclang-rt-14-dev (scripts/deps.sh ci)"; exit 1; }
 	sh fuzz/build.sh $(FUZZ_BUILD) shm_fuzz
 
-fuzz-shm-regress: fuzz-shm-build
+fuzz-shm-regress: fuzz-shm-build ## replay fuzz/shm-regressions/ and fuzz/shm-corpus/ only
 	@./$(FUZZ_BUILD)/shm_fuzz $(SHM_FUZZ_FLAGS) $(wildcard fuzz/shm-regressions/*) $(wildcard fuzz/shm-corpus/*) \
 	    >$(FUZZ_BUILD)/shm-regress.log 2>&1 || { tail -n 40 $(FUZZ_BUILD)/shm-regress.log; exit 1; }
 	@echo "fuzz-shm: $(words $(wildcard fuzz/shm-regressions/*)) regression and $(words $(wildcard fuzz/shm-corpus/*)) corpus inputs replayed clean"
