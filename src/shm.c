@@ -109,6 +109,7 @@ struct mempipe__shm {
 };
 
 int mempipe__shm_split;
+int mempipe__shm_manual;
 
 /* The links of split sides (mempipe__shm_split), both ways at once. */
 static pthread_mutex_t link_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -567,6 +568,24 @@ static void note_recompute(struct mempipe__shm *m, struct mempipe__pipe *rx,
     publish(m);
 }
 
+/* The peer's words pulled, then every waker (and fd) of ours they satisfy
+ * run, on this thread. A waker run here may close the end, its last
+ * reference too: the frame keeps the core until the wakes are done (R32);
+ * the caller touches m's core no more unless it holds a reference. */
+static void run_wakes(struct mempipe__shm *m, struct mempipe__pipe *rx,
+                      struct mempipe__pipe *tx)
+{
+    mempipe__shm_pull(m);
+    mempipe__full_fence(); /* our copies before the slot loads (R25) */
+    struct mempipe__hold frame;
+    mempipe__hold_enter(&frame, rx != NULL ? rx : tx);
+    if (rx != NULL)
+        mempipe__pipe_progress(rx, MEMPIPE__ROLE_READER);
+    if (tx != NULL)
+        mempipe__pipe_progress(tx, MEMPIPE__ROLE_WRITER);
+    mempipe__hold_leave(&frame);
+}
+
 static void *mempipe__shm_notifier(void *arg)
 {
     struct mempipe__shm *m = arg;
@@ -583,17 +602,7 @@ static void *mempipe__shm_notifier(void *arg)
         note_recompute(m, rx, tx);
         pthread_mutex_unlock(&m->mu);
         mempipe__full_fence(); /* interest before the look: the protocol */
-        mempipe__shm_pull(m);
-        mempipe__full_fence(); /* our copies before the slot loads (R25) */
-        /* A waker run here may close the end, its last reference too: the
-         * frame keeps the core until the wakes are done (R32). */
-        struct mempipe__hold frame;
-        mempipe__hold_enter(&frame, rx != NULL ? rx : tx);
-        if (rx != NULL)
-            mempipe__pipe_progress(rx, MEMPIPE__ROLE_READER);
-        if (tx != NULL)
-            mempipe__pipe_progress(tx, MEMPIPE__ROLE_WRITER);
-        mempipe__hold_leave(&frame);
+        run_wakes(m, rx, tx);
         if (atomic_load_explicit(&m->orphan, memory_order_acquire)) {
             mempipe__free(m, sizeof *m); /* the core is gone: ours to free */
             return NULL;
@@ -613,6 +622,8 @@ static void *mempipe__shm_notifier(void *arg)
 
 static void start_notifier(struct mempipe__shm *m)
 {
+    if (mempipe__shm_manual)
+        return; /* the caller settles (shm.h) */
     pthread_mutex_lock(&m->tmu);
     if (!m->thr_on && !atomic_load_explicit(&m->stop, memory_order_relaxed)) {
         /* Its signals blocked from its first instruction: the caller's
@@ -625,6 +636,17 @@ static void start_notifier(struct mempipe__shm *m)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     pthread_mutex_unlock(&m->tmu);
+}
+
+void mempipe__shm_settle(mempipe *e)
+{
+    struct mempipe__shm *m = e != NULL ? e->core->shm : NULL;
+    if (m == NULL || !remote(m))
+        return;
+    int s = m->side, ri = rx_ring(m, s), ti = tx_ring(m, s);
+    mempipe__full_fence(); /* the caller's progress before the look */
+    run_wakes(m, ri >= 0 ? &m->core->pipes[ri] : NULL,
+              ti >= 0 ? &m->core->pipes[ti] : NULL);
 }
 
 static void kick(struct mempipe__shm *m)
@@ -1306,6 +1328,10 @@ int mempipe__shm_describe(const mempipe *e, char *buf, size_t room)
 {
     (void)e, (void)buf, (void)room;
     return 0;
+}
+void mempipe__shm_settle(mempipe *e)
+{
+    (void)e;
 }
 
 #endif

@@ -149,6 +149,22 @@ void mempipe__shm_free(struct mempipe__shm *m);
  */
 extern int mempipe__shm_split;
 
+/*
+ * Tests only: 1 starts no notifier thread (in this process, for ends made
+ * or attached while it is set): a stored waker or a watched fd then hears
+ * of the peer's progress only from mempipe__shm_settle(). The rule tests'
+ * kind whose peer is in a child process (tests/xproc.c) settles both
+ * sides after every call, so that a waker has run, or not, by the time
+ * the call returns, as with in-process pipes. 0, the default.
+ */
+extern int mempipe__shm_manual;
+
+/* Tests only: what one pass of the notifier does for end e's side, on the
+ * calling thread: the peer's words pulled, then every waker (and fd) they
+ * satisfy run. Nothing for a non-shm end or one whose peer is here. A
+ * waker run here may close e: the caller must not touch e after. */
+void mempipe__shm_settle(mempipe *e);
+
 /* describe.c: appends " shm side=S peer=<state>" as snprintf would;
  * returns the length it needs, or -1. */
 int mempipe__shm_describe(const mempipe *e, char *buf, size_t room);

@@ -37,7 +37,31 @@ struct fx {
  */
 #define TU_SHM  1
 #define TU_SHMX 2
+/* The same as TU_SHMX but the reading side (fx.r) in a child process: the
+ * rule bodies' calls on it are made there (xproc.h). The bodies' calls on
+ * every end go through xproc.h's wrappers, which settle both sides. */
+#define TU_SHMP 3
 extern int tu_shm;
+
+/* The rule tests (rules_*_test.c) and testutil.c define TU_XPROC_KIND
+ * before this header: their bodies' calls are xproc.h's set, so they also
+ * run as the xproc kind. Other users of KIND_TESTS drive more of the API
+ * (fds, zero-copy, faults) than xproc.c carries to the child. */
+#if defined(TU_INTERNALS) && defined(TU_XPROC_KIND)
+#include "xproc.h"
+#define KIND_TEST_XPROC(body)                                                  \
+    KIND_TEST1(body, xproc_duplex, TU_SHMP, DUPLEX)                            \
+    KIND_TEST1(body, xproc_simplex, TU_SHMP, SIMPLEX)
+#define KIND_ENTRIES_XPROC(body)                                               \
+    , cmocka_unit_test(test_##body##_xproc_duplex),                            \
+        cmocka_unit_test(test_##body##_xproc_simplex)
+#define KIND_ALLOC_XPROC(body)                                                 \
+    , KIND_ALLOC1(body, xproc_duplex), KIND_ALLOC1(body, xproc_simplex)
+#else /* not asked for, or no internals (no settle): no xproc kind */
+#define KIND_TEST_XPROC(body)
+#define KIND_ENTRIES_XPROC(body)
+#define KIND_ALLOC_XPROC(body)
+#endif
 
 void fx_open(struct fx *f, enum kind k, size_t cap);
 /* The shm fx_open of tu_shm's kind, but the creation's error returned
@@ -71,7 +95,8 @@ void fx_close(struct fx *f);
     KIND_TEST1(body, shm_duplex, TU_SHM, DUPLEX)                               \
     KIND_TEST1(body, shm_simplex, TU_SHM, SIMPLEX)                             \
     KIND_TEST1(body, shmx_duplex, TU_SHMX, DUPLEX)                             \
-    KIND_TEST1(body, shmx_simplex, TU_SHMX, SIMPLEX)
+    KIND_TEST1(body, shmx_simplex, TU_SHMX, SIMPLEX)                           \
+    KIND_TEST_XPROC(body)
 
 #define KIND_ENTRIES_INPROC(body)                                              \
     cmocka_unit_test(test_##body##_duplex),                                    \
@@ -81,7 +106,7 @@ void fx_close(struct fx *f);
     KIND_ENTRIES_INPROC(body), cmocka_unit_test(test_##body##_shm_duplex),     \
         cmocka_unit_test(test_##body##_shm_simplex),                           \
         cmocka_unit_test(test_##body##_shmx_duplex),                           \
-        cmocka_unit_test(test_##body##_shmx_simplex)
+        cmocka_unit_test(test_##body##_shmx_simplex) KIND_ENTRIES_XPROC(body)
 
 /* The same under the counting allocator. */
 #define KIND_ALLOC1(body, name)                                                \
@@ -93,7 +118,7 @@ void fx_close(struct fx *f);
 #define KIND_ENTRIES_ALLOC(body)                                               \
     KIND_ENTRIES_ALLOC_INPROC(body), KIND_ALLOC1(body, shm_duplex),            \
         KIND_ALLOC1(body, shm_simplex), KIND_ALLOC1(body, shmx_duplex),        \
-        KIND_ALLOC1(body, shmx_simplex)
+        KIND_ALLOC1(body, shmx_simplex) KIND_ALLOC_XPROC(body)
 
 /* Reads exactly n bytes (in one call) and compares them with want. */
 void expect_read(mempipe *e, const void *want, size_t n);

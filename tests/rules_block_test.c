@@ -5,6 +5,7 @@
  * or return the count accepted before a close, and blocking and poll calls
  * mixed on one end.
  */
+#define TU_XPROC_KIND /* the bodies also run with fx.r in a child */
 #include "kinds.h"
 
 #include <errno.h>

@@ -7,6 +7,7 @@
  * Tests that look at memory install a counting allocator, whose teardown
  * checks that the last close gave every byte back.
  */
+#define TU_XPROC_KIND /* the bodies also run with fx.r in a child */
 #include "kinds.h"
 
 #include <errno.h>

@@ -7,6 +7,7 @@
  * mempipe_set_allocator() around the tests that need it; its teardown also
  * checks that every byte was given back once the last end closed (R22).
  */
+#define TU_XPROC_KIND /* the bodies also run with fx.r in a child */
 #include "kinds.h"
 
 #include <errno.h>

@@ -4,6 +4,7 @@
  * where it applies (duplex, simplex, loopback), with exact return values,
  * exact bytes, and exact waker call counts.
  */
+#define TU_XPROC_KIND /* the bodies also run with fx.r in a child */
 #include "kinds.h"
 
 #include <errno.h>

@@ -7,6 +7,7 @@
  * driving poll calls by wakers alone. The heavy concurrency stress lives in
  * stress_test.c, pingpong_test.c and race_test.c.
  */
+#define TU_XPROC_KIND /* the bodies also run with fx.r in a child */
 #include "kinds.h"
 
 #include <errno.h>

@@ -4,6 +4,7 @@
  * mempipe_poll_flush, on each end kind where a rule applies. A SIGPIPE
  * handler counts signals for the whole run: R10 allows none.
  */
+#define TU_XPROC_KIND /* the bodies also run with fx.r in a child */
 #include "kinds.h"
 
 #include <errno.h>

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include "kinds.h"
-
 #ifdef TU_INTERNALS /* linked with the static library (tests/) */
 #include "shm.h"
 #endif
+
+#define TU_XPROC_KIND /* fx_close and expect_read work on its stand-ins */
+#include "kinds.h"    /* after shm.h: its call wrappers (xproc.h) */
 
 #include <dirent.h>
 #include <errno.h>
@@ -308,16 +309,21 @@ int fx_try_open_shm(struct fx *f, enum kind k, size_t cap)
     int fd = -1;
     mempipe *local = NULL, *peer = NULL;
     f->kind = k;
+#ifdef TU_INTERNALS
+    /* The xproc kind's sides hear of each other only when settled. */
+    mempipe__shm_manual = tu_shm == TU_SHMP;
+#endif
     int made = k == DUPLEX ? mempipe_shm_duplex(cap, &local, &fd)
                            : mempipe_shm_simplex(cap, &local, &fd);
     if (made != 0)
         return made;
 #ifdef TU_INTERNALS
     mempipe__shm_split = tu_shm == TU_SHMX;
-#endif
-    int rc = mempipe_shm_attach(fd, &peer);
-#ifdef TU_INTERNALS
+    int rc = tu_shm == TU_SHMP ? xp_open(fd, local, &peer)
+                               : mempipe_shm_attach(fd, &peer);
     mempipe__shm_split = 0;
+#else
+    int rc = mempipe_shm_attach(fd, &peer);
 #endif
     close(fd);
     if (rc == -ENOMEM) { /* the attach's mapping did not fit: nothing made */
