@@ -273,17 +273,61 @@ static void c_serve(struct xp_msg *m, unsigned char *data)
     free(data);
 }
 
+/* Blocking calls, each on a worker of the child's: an idle one, or a new
+ * one if every worker is busy (a blocked call never waits for a worker). */
 struct c_job {
     struct xp_msg m;
     unsigned char *data;
+    struct c_job *next;
 };
+static pthread_mutex_t c_jmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t c_jcv = PTHREAD_COND_INITIALIZER;
+static struct c_job *c_jhead, **c_jtail = &c_jhead;
+static int c_idle, c_queued; /* under c_jmu */
 
-static void *c_job_main(void *arg)
+static void *c_worker(void *arg)
 {
-    struct c_job *j = arg;
-    c_serve(&j->m, j->data);
-    free(j);
+    (void)arg;
+    pthread_mutex_lock(&c_jmu);
+    for (;;) {
+        c_idle++;
+        while (c_jhead == NULL)
+            pthread_cond_wait(&c_jcv, &c_jmu);
+        c_idle--;
+        struct c_job *j = c_jhead;
+        c_jhead = j->next;
+        if (c_jhead == NULL)
+            c_jtail = &c_jhead;
+        c_queued--;
+        pthread_mutex_unlock(&c_jmu);
+        c_serve(&j->m, j->data);
+        free(j);
+        pthread_mutex_lock(&c_jmu);
+    }
     return NULL;
+}
+
+static void c_submit(const struct xp_msg *m, unsigned char *data)
+{
+    struct c_job *j = malloc(sizeof *j);
+    if (j == NULL)
+        xp_die("out of memory");
+    j->m = *m;
+    j->data = data;
+    j->next = NULL;
+    pthread_mutex_lock(&c_jmu);
+    *c_jtail = j;
+    c_jtail = &j->next;
+    c_queued++;
+    bool spawn = c_idle < c_queued; /* no idle worker left for this one */
+    pthread_cond_signal(&c_jcv);
+    pthread_mutex_unlock(&c_jmu);
+    pthread_t t;
+    if (spawn) {
+        if (pthread_create(&t, NULL, c_worker, NULL) != 0)
+            xp_die("pthread_create");
+        pthread_detach(t);
+    }
 }
 
 _Noreturn static void c_main(int sock, int fd)
@@ -318,16 +362,7 @@ _Noreturn static void c_main(int sock, int fd)
             _exit(0);
         }
         if (m.op == XP_READ || m.op == XP_WRITE) {
-            /* It may block: on a thread of its own, the server goes on. */
-            struct c_job *j = malloc(sizeof *j);
-            pthread_t t;
-            if (j == NULL)
-                xp_die("out of memory");
-            j->m = m;
-            j->data = data;
-            if (pthread_create(&t, NULL, c_job_main, j) != 0)
-                xp_die("pthread_create");
-            pthread_detach(t);
+            c_submit(&m, data); /* it may block: the server goes on */
             continue;
         }
         c_serve(&m, data);
