@@ -82,7 +82,8 @@ void fx_close(struct fx *f);
 /*
  * A test body taking a kind becomes seven cmocka tests: the three
  * in-process kinds, and the fourth, shm, as duplex and simplex, with both
- * ends sharing a core and split (kinds.h). The _INPROC forms are for the
+ * ends sharing a core and split (kinds.h); nine with TU_XPROC_KIND, the
+ * xproc duplex and simplex (fx.r in a child). The _INPROC forms are for the
  * few bodies about the in-process heap, which an shm pipe does not use
  * for its bytes (its memory is R77's, tests/shm_test.c).
  */
